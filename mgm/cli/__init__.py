@@ -1,0 +1,1 @@
+"""Command-line entry points (thin wrappers; the work lives in the package)."""

@@ -1,0 +1,44 @@
+"""Classifier-free guidance as a wrapper around the model callable.
+
+Guided logits are ``cond + scale * (cond - uncond)``, so scale 0 is plain conditional sampling
+(and then only the conditional pass runs). The conditional and null rows go through the model
+as ONE batched forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from mgm.models.conditioning import Condition
+
+MaskedModel = Callable[[torch.Tensor, Condition | None], torch.Tensor]
+
+
+class GuidedModel:
+    """``GuidedModel(model, cond)(codes, scale) -> logits``; one forward per call either way."""
+
+    def __init__(self, model: MaskedModel, cond: Condition | None):
+        self.model = model
+        self.cond = cond
+        self.paired = None if cond is None else Condition.cat([cond, cond.null()])
+
+    def __call__(self, codes: torch.Tensor, scale: float = 0.0) -> torch.Tensor:
+        if scale == 0 or self.cond is None:
+            return self.model(codes, self.cond)
+        both = self.model(torch.cat([codes, codes]), self.paired)
+        return guide(*both.chunk(2), scale)
+
+
+def guide(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float) -> torch.Tensor:
+    """cond + scale * (cond - uncond); entries the model rules out (-inf) stay -inf, not NaN."""
+    guided = cond_logits + scale * (cond_logits - uncond_logits)
+    return torch.where(torch.isneginf(cond_logits), cond_logits, guided)
+
+
+def check_guidance_args(guidance_scale: float, cond: Condition | None) -> None:
+    if not guidance_scale >= 0:
+        raise ValueError(f"guidance_scale={guidance_scale}: expected a number >= 0 (0 = no guidance)")
+    if guidance_scale > 0 and (cond is None or cond.batch_size is None):
+        raise ValueError(f"guidance_scale={guidance_scale} needs a condition to guide towards, but cond is empty")

@@ -1,0 +1,25 @@
+"""What every decoder returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class StepRecord:
+    """One decoding step. Tensors are per sample ([B]) and stay on the device (no host sync)."""
+
+    step: int
+    revealed: torch.Tensor  # LongTensor[B]: tokens revealed at this step
+    mean_confidence: torch.Tensor  # FloatTensor[B]: mean model probability of those tokens (0 if none)
+    guidance_scale: float = 0.0
+    choice_temperature: float = 0.0
+
+
+@dataclass
+class DecodeResult:
+    codes: torch.Tensor  # LongTensor[B, K, N] (masked decoders) or [B, N] (AR decoders)
+    nfe: int  # model forward passes; one batched CFG forward counts once
+    trace: list[StepRecord] = field(default_factory=list)

@@ -1,0 +1,94 @@
+"""Transformer building blocks on scaled_dot_product_attention.
+
+Legend: B batch, L query length, S key length, D model width, H heads, E = D / H head width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention; self-attention when ``context`` is None, cross-attention otherwise."""
+
+    def __init__(self, dim: int, num_heads: int, context_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """x: [B, L, D]; context: [B, S, Dc] or None (= x); key_mask: BoolTensor[B, S], True = attend."""
+        q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)
+        k, v = rearrange(
+            self.to_kv(x if context is None else context), "b s (two h e) -> two b h s e", two=2, h=self.num_heads
+        )
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
+        )
+        return self.proj(rearrange(out, "b h l e -> b l (h e)"))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc = nn.Linear(dim, hidden)
+        self.proj = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm block: self-attention, optional cross-attention to a context, MLP."""
+
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0, cross_attention: bool = False
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, dropout=dropout)
+        self.norm_cross = nn.LayerNorm(dim) if cross_attention else None
+        self.cross = Attention(dim, num_heads, dropout=dropout) if cross_attention else None
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S]."""
+        x = x + self.dropout(self.attn(self.norm1(x), is_causal=is_causal))
+        if self.cross is not None:
+            x = x + self.dropout(self.cross(self.norm_cross(x), context, key_mask=context_mask))
+        return x + self.mlp(self.norm2(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """GPT-style init: N(0, 0.02) weights, zero biases, unit LayerNorm."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,155 @@
+"""Bidirectional masked-token transformer: ``model(codes, cond) -> logits``.
+
+Legend: B batch, K codebooks, N positions, P condition prefix tokens (1 with class labels,
+else 0), S context length, D width, V logit width = max codebook size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mgm.io import PretrainedMixin
+from mgm.models.conditioning import Condition
+from mgm.models.layers import Block, init_weights
+from mgm.tokens import TokenSpec
+
+
+class MaskedTransformer(PretrainedMixin, nn.Module):
+    """Pre-norm transformer over a token grid with K codebooks per position.
+
+    Inputs: one embedding table per codebook (``size + 1`` rows, the last is the mask token),
+    summed per position, plus a learned embedding per grid axis (row + column for 2-D grids,
+    time for 1-D). A class label enters as one prefix token (label ``num_classes`` is the learned
+    null label); a context sequence enters every block through cross-attention, with a learned
+    null context token for unconditional rows. Output: one linear head per codebook.
+
+    Args:
+        codebook_sizes: size of each of the K codebooks.
+        shape: token grid, e.g. ``(16, 16)`` or ``(T,)``; N = prod(shape).
+        dim, depth, num_heads, mlp_ratio, dropout: transformer size.
+        num_classes: class labels for conditioning (0 = no class conditioning).
+        context_dim: width of a context sequence for cross-attention (None = none).
+    """
+
+    def __init__(
+        self,
+        codebook_sizes: Sequence[int],
+        shape: Sequence[int],
+        dim: int = 256,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        num_classes: int = 0,
+        context_dim: int | None = None,
+    ):
+        super().__init__()
+        self.spec = TokenSpec(tuple(codebook_sizes), tuple(shape))
+        if num_classes < 0:
+            raise ValueError(f"num_classes={num_classes}: expected >= 0 (0 = no class conditioning)")
+        self.config = {
+            "codebook_sizes": list(self.spec.codebook_sizes),
+            "shape": list(self.spec.shape),
+            "dim": dim,
+            "depth": depth,
+            "num_heads": num_heads,
+            "mlp_ratio": mlp_ratio,
+            "dropout": dropout,
+            "num_classes": num_classes,
+            "context_dim": context_dim,
+        }
+        self.num_classes = num_classes
+        sizes = self.spec.codebook_sizes
+        k, v = self.spec.num_codebooks, self.spec.vocab_size
+
+        # One table holds all K codebooks' rows; codebook k's rows start at offsets[k].
+        offsets = torch.tensor([0, *sizes[:-1]]) + torch.arange(k)
+        self.register_buffer("code_offsets", torch.cumsum(offsets, 0).view(1, k, 1), persistent=False)
+        self.token_emb = nn.Embedding(sum(sizes) + k, dim)
+        self.axis_emb = nn.ParameterList([nn.Parameter(torch.zeros(size, dim)) for size in self.spec.shape])
+        self.label_emb = nn.Embedding(num_classes + 1, dim) if num_classes else None
+        self.context_proj = nn.Linear(context_dim, dim) if context_dim else None
+        self.null_context = nn.Parameter(torch.zeros(1, 1, dim)) if context_dim else None
+        self.blocks = nn.ModuleList(
+            Block(dim, num_heads, mlp_ratio, dropout, cross_attention=bool(context_dim)) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.head_weight = nn.Parameter(torch.zeros(k, v, dim))
+        self.head_bias = nn.Parameter(torch.zeros(k, v))
+        # Codebooks smaller than V can never emit the extra entries.
+        vocab_bias = torch.zeros(k, v)
+        for i, size in enumerate(sizes):
+            vocab_bias[i, size:] = float("-inf")
+        self.register_buffer("vocab_bias", vocab_bias, persistent=False)
+
+        self.apply(init_weights)
+        for param in [*self.axis_emb, self.head_weight] + ([self.null_context] if context_dim else []):
+            nn.init.normal_(param, std=0.02)
+
+    @property
+    def num_prefix(self) -> int:
+        return 1 if self.label_emb is not None else 0
+
+    def positions(self) -> torch.Tensor:
+        """FloatTensor[N, D]: the sum of the per-axis embeddings at each row-major grid position."""
+        table = 0
+        ndim = len(self.axis_emb)
+        for axis, emb in enumerate(self.axis_emb):
+            view = [1] * ndim + [emb.shape[-1]]
+            view[axis] = emb.shape[0]
+            table = table + emb.view(view)
+        return table.reshape(self.spec.num_positions, -1)
+
+    def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
+        """codes: LongTensor[B, K, N] (masked positions hold the mask id) -> logits [B, K, N, V]."""
+        b, k, n = codes.shape
+        if (k, n) != (self.spec.num_codebooks, self.spec.num_positions):
+            raise ValueError(
+                f"codes: shape {tuple(codes.shape)} does not fit the model: expected "
+                f"[B, {self.spec.num_codebooks}, {self.spec.num_positions}]"
+            )
+        x = self.token_emb(codes + self.code_offsets).sum(1) + self.positions()  # (B, N, D)
+        prefix, context, context_mask = self.embed_condition(cond, b, codes.device)
+        if prefix is not None:
+            x = torch.cat([prefix, x], dim=1)  # (B, P + N, D)
+        for block in self.blocks:
+            x = block(x, context, context_mask)
+        x = self.norm(x[:, self.num_prefix :])
+        logits = torch.einsum("bnd,kvd->bknv", x, self.head_weight)
+        return logits + (self.head_bias + self.vocab_bias)[None, :, None, :]
+
+    def embed_condition(
+        self, cond: Condition | None, batch_size: int, device: torch.device
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Returns (prefix [B, P, D] or None, context [B, 1 + S, D] or None, context mask [B, 1 + S]).
+
+        ``cond=None`` means unconditional: the null label / null context for every row.
+        """
+        cond = cond if cond is not None else Condition()
+        if cond.batch_size not in (None, batch_size):
+            raise ValueError(f"cond: batch size {cond.batch_size} does not match codes' batch size {batch_size}")
+        drop = cond.dropped(batch_size, device)
+        prefix = context = context_mask = None
+        if self.label_emb is not None:
+            null = torch.full((batch_size,), self.num_classes, dtype=torch.long, device=device)
+            labels = null if cond.labels is None else torch.where(drop, null, cond.labels.to(device))
+            prefix = self.label_emb(labels)[:, None]
+        elif cond.labels is not None:
+            raise ValueError("cond.labels given, but the model has num_classes=0 (no class conditioning)")
+        if self.context_proj is not None:
+            null = self.null_context.expand(batch_size, 1, -1)
+            if cond.context is None:
+                context = null
+            else:
+                # The null token is always key 0; it is attended only by dropped rows.
+                given = self.context_proj(cond.context.to(device))
+                mask = cond.context_mask
+                mask = torch.ones(given.shape[:2], dtype=torch.bool, device=device) if mask is None else mask
+                context = torch.cat([null, given], dim=1)
+                context_mask = torch.cat([drop[:, None], mask.to(device) & ~drop[:, None]], dim=1)
+        elif cond.context is not None:
+            raise ValueError("cond.context given, but the model has context_dim=None (no cross-attention)")
+        return prefix, context, context_mask

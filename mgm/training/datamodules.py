@@ -1,0 +1,91 @@
+"""DataModules serving ``{"codes", "labels"?}`` batches to the token-model systems."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from mgm.data.codes import CodesDataset, load_codes
+from mgm.data.synthetic import SparseMarkovChain
+from mgm.tokens import TokenSpec
+
+
+class CodesDataModule(L.LightningDataModule):
+    """Train/val split of a CodesDataset. Subclasses say where the codes come from (``load``)."""
+
+    def __init__(self, batch_size: int = 64, val_fraction: float = 0.05, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction={val_fraction}: expected a number in [0, 1)")
+        self.batch_size, self.val_fraction, self.num_workers, self.seed = batch_size, val_fraction, num_workers, seed
+        self.train_set = self.val_set = None
+        self.spec: TokenSpec | None = None
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor | None, TokenSpec]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        codes, labels, self.spec = self.load()
+        self.spec.check_codes(codes, "codes")
+        dataset = CodesDataset(codes, labels)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed)).tolist()
+        num_val = int(round(len(dataset) * self.val_fraction))
+        self.val_set = Subset(dataset, order[:num_val])
+        self.train_set = Subset(dataset, order[num_val:])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, self.batch_size, num_workers=self.num_workers)
+
+
+class CodesFileDataModule(CodesDataModule):
+    """Codes from a file written by ``mgm.data.save_codes`` (the pre-tokenization output)."""
+
+    def __init__(
+        self, path: str, batch_size: int = 64, val_fraction: float = 0.05, num_workers: int = 0, seed: int = 0
+    ):
+        super().__init__(batch_size, val_fraction, num_workers, seed)
+        self.path = path
+
+    def load(self):
+        return load_codes(self.path)
+
+
+class MarkovCodesDataModule(CodesDataModule):
+    """Sequences from fixed sparse Markov chains (one per class): a toy with checkable structure."""
+
+    def __init__(
+        self,
+        vocab_size: int = 16,
+        length: int = 32,
+        branching: int = 2,
+        num_classes: int = 1,
+        num_sequences: int = 4096,
+        chain_seed: int = 0,
+        batch_size: int = 64,
+        val_fraction: float = 0.05,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__(batch_size, val_fraction, num_workers, seed)
+        self.chain = SparseMarkovChain(vocab_size, branching, num_classes, chain_seed)
+        self.length, self.num_sequences = length, num_sequences
+
+    def load(self):
+        g = torch.Generator().manual_seed(self.seed)
+        labels = torch.randint(self.chain.num_classes, (self.num_sequences,), generator=g)
+        seq = self.chain.sample(self.num_sequences, self.length, labels, g)
+        spec = TokenSpec((self.chain.vocab_size,), (self.length,))
+        return seq[:, None, :], labels if self.chain.num_classes > 1 else None, spec

@@ -1,0 +1,109 @@
+"""Masked-token training: the LightningModule around a MaskedTransformer.
+
+Modality-free: batches are dicts with ``codes`` LongTensor[B, K, N] and optionally ``labels``
+[B], ``context`` [B, S, D], ``context_mask`` [B, S].
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from mgm.models.conditioning import Condition
+from mgm.models.masked_transformer import MaskedTransformer
+from mgm.schedules import get_mask_schedule, random_mask
+from mgm.training.optim import adamw_with_warmup_cosine
+
+
+def condition_from_batch(batch: dict) -> Condition | None:
+    fields = {name: batch[name] for name in ("labels", "context", "context_mask") if name in batch}
+    return Condition(**fields) if fields else None
+
+
+class MaskedTokenTraining(L.LightningModule):
+    """Mask a schedule-drawn share of each example's tokens, predict them, cross-entropy on masked.
+
+    Args:
+        model: the network (a MaskedTransformer).
+        schedule: mask schedule; the ratio per example is gamma(r), r ~ U(0, 1) (as in decoding).
+        lr, weight_decay, betas, warmup_steps, min_lr_ratio: AdamW with warm-up + cosine decay
+            over the trainer's total steps.
+        label_smoothing: cross-entropy label smoothing.
+        cond_drop_prob: probability of replacing an example's condition by the null condition,
+            which trains the unconditional branch that classifier-free guidance needs.
+    """
+
+    def __init__(
+        self,
+        model: MaskedTransformer,
+        schedule: str = "cosine",
+        lr: float = 3e-4,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+        label_smoothing: float = 0.0,
+        cond_drop_prob: float = 0.1,
+    ):
+        super().__init__()
+        get_mask_schedule(schedule)
+        if not 0 <= cond_drop_prob < 1:
+            raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing={label_smoothing}: expected a number in [0, 1)")
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+
+    def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
+        return self.model(codes, cond)
+
+    def masked_loss(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (mean cross-entropy over masked tokens, accuracy on them)."""
+        codes = batch["codes"]
+        spec = self.model.spec
+        mask, _ = random_mask(tuple(codes.shape), self.hparams.schedule, device=codes.device)
+        inputs = torch.where(mask, spec.mask_tensor(codes.device), codes)
+        cond = condition_from_batch(batch)
+        if train and cond is not None and self.hparams.cond_drop_prob > 0:
+            cond = cond.with_drop(torch.rand(codes.shape[0], device=codes.device) < self.hparams.cond_drop_prob)
+        logits = self.model(inputs, cond)  # (B, K, N, V)
+        total, correct = logits.new_zeros(()), logits.new_zeros(())
+        # Per codebook, so each is scored over its own vocabulary (label smoothing included).
+        for k, size in enumerate(spec.codebook_sizes):
+            selected = mask[:, k]
+            target, pred = codes[:, k][selected], logits[:, k][selected][:, :size]
+            total = total + F.cross_entropy(
+                pred.float(), target, label_smoothing=self.hparams.label_smoothing, reduction="sum"
+            )
+            correct = correct + (pred.argmax(-1) == target).sum()
+        count = mask.sum()
+        return total / count, correct / count
+
+    def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
+        loss, accuracy = self.masked_loss(batch, train=stage == "train")
+        batch_size = batch["codes"].shape[0]
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train")
+        self.log(f"{stage}/masked_acc", accuracy, batch_size=batch_size, sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "test")
+
+    def configure_optimizers(self) -> dict:
+        h = self.hparams
+        return adamw_with_warmup_cosine(
+            self.model,
+            h.lr,
+            h.weight_decay,
+            tuple(h.betas),
+            h.warmup_steps,
+            int(self.trainer.estimated_stepping_batches),
+            h.min_lr_ratio,
+        )

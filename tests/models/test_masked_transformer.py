@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from mgm.models import Condition, MaskedTransformer
+
+
+def test_logits_shape_and_ruled_out_entries(tiny_model):
+    codes = tiny_model.spec.full_mask(3)
+    logits = tiny_model(codes, Condition(labels=torch.tensor([0, 1, 2])))
+    assert logits.shape == (3, 2, 16, 8)
+    assert bool(torch.isneginf(logits[:, 1, :, 6:]).all()) and bool(torch.isfinite(logits[:, 0]).all())
+
+
+def test_bidirectional_every_position_sees_every_other(tiny_model):
+    codes = torch.zeros(1, 2, 16, dtype=torch.long)
+    changed = codes.clone()
+    changed[0, 0, 15] = 5
+    diff = (tiny_model(codes) - tiny_model(changed))[0, 0, 0].abs().max()
+    assert diff > 0  # position 0 depends on the last position
+
+
+def test_null_condition_equals_no_condition(context_model):
+    codes = torch.randint(0, 8, (2, 1, 6))
+    cond = Condition(labels=torch.tensor([0, 1]), context=torch.randn(2, 4, 5))
+    torch.testing.assert_close(context_model(codes, cond.null()), context_model(codes, None))
+    assert not torch.allclose(context_model(codes, cond), context_model(codes, None))
+
+
+def test_context_padding_is_ignored(context_model):
+    codes = torch.randint(0, 8, (1, 1, 6))
+    context = torch.randn(1, 4, 5)
+    mask = torch.tensor([[True, True, False, False]])
+    other = context.clone()
+    other[:, 2:] = 100.0  # padded entries change, the output must not
+    a = context_model(codes, Condition(labels=torch.tensor([1]), context=context, context_mask=mask))
+    b = context_model(codes, Condition(labels=torch.tensor([1]), context=other, context_mask=mask))
+    torch.testing.assert_close(a, b)
+
+
+def test_partial_drop_only_nulls_those_rows(context_model):
+    codes = torch.randint(0, 8, (2, 1, 6))
+    cond = Condition(labels=torch.tensor([0, 1]), context=torch.randn(2, 3, 5))
+    mixed = context_model(codes, cond.with_drop(torch.tensor([False, True])))
+    torch.testing.assert_close(mixed[0], context_model(codes, cond)[0])
+    torch.testing.assert_close(mixed[1], context_model(codes, None)[1])
+
+
+def test_save_load_round_trip_gives_identical_logits(context_model, tmp_path):
+    codes = torch.randint(0, 8, (2, 1, 6))
+    cond = Condition(labels=torch.tensor([0, 1]), context=torch.randn(2, 3, 5))
+    context_model.save_pretrained(tmp_path / "m")
+    loaded = MaskedTransformer.from_pretrained(tmp_path / "m")
+    assert loaded.config == context_model.config
+    assert torch.equal(loaded(codes, cond), context_model(codes, cond))
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_save_refuses_to_overwrite(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        tiny_model.save_pretrained(tmp_path)
+    tiny_model.save_pretrained(tmp_path, overwrite=True)
+
+
+def test_missing_and_corrupt_checkpoints(tiny_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        MaskedTransformer.from_pretrained(tmp_path / "nope")
+    tiny_model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        MaskedTransformer.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        MaskedTransformer.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        MaskedTransformer.from_pretrained(tmp_path)
+
+
+def test_condition_mismatches_are_named(tiny_model):
+    codes = tiny_model.spec.full_mask(2)
+    with pytest.raises(ValueError, match="context_dim=None"):
+        tiny_model(codes, Condition(context=torch.randn(2, 3, 5)))
+    with pytest.raises(ValueError, match="batch size 3"):
+        tiny_model(codes, Condition(labels=torch.tensor([0, 1, 2])))
+    with pytest.raises(ValueError, match=r"expected \[B, 2, 16\]"):
+        tiny_model(torch.zeros(2, 1, 16, dtype=torch.long))
+    with pytest.raises(ValueError, match="context_mask"):
+        Condition(context=torch.randn(2, 3, 5), context_mask=torch.ones(2, 4, dtype=torch.bool))

@@ -1,0 +1,104 @@
+import lightning as L
+import pytest
+import torch
+
+from mgm.models import Condition, MaskedTransformer
+from mgm.training import MaskedTokenTraining
+
+
+def _batch(b=8):
+    g = torch.Generator().manual_seed(0)
+    codes = torch.stack([torch.randint(8, (b, 16), generator=g), torch.randint(6, (b, 16), generator=g)], 1)
+    return {"codes": codes, "labels": torch.randint(3, (b,), generator=g)}
+
+
+def test_loss_is_finite_with_mixed_codebooks_and_label_smoothing(tiny_model):
+    system = MaskedTokenTraining(tiny_model.train(), label_smoothing=0.1)
+    loss, accuracy = system.masked_loss(_batch(), train=True)
+    assert torch.isfinite(loss) and 0 <= accuracy <= 1
+    loss.backward()
+    assert tiny_model.head_weight.grad is not None
+
+
+class PeekingModel(torch.nn.Module):
+    """Certain of every visible token (it sees the answer), uniform on masked ones."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, codes, cond=None):
+        self.inputs = codes
+        visible = ~self.spec.is_masked(codes)
+        one_hot = torch.nn.functional.one_hot(codes.clamp(max=7), self.spec.vocab_size).float()
+        logits = 100.0 * one_hot * visible[..., None] + self.weight
+        logits[:, 1, :, 6:] = float("-inf")  # codebook 1 has 6 entries
+        return logits
+
+
+def test_loss_is_mean_cross_entropy_over_masked_positions_only(tiny_model):
+    model = PeekingModel(tiny_model.spec)
+    system = MaskedTokenTraining(model)
+    loss, _ = system.masked_loss(_batch(), train=False)
+    masked = tiny_model.spec.is_masked(model.inputs)
+    assert masked.any() and not masked.all()
+    # Visible tokens would add ~0 loss each. On masked ones the cross-entropy is log 8 on
+    # codebook 0 and log 6 on codebook 1, whatever the target, so the loss is their mean
+    # weighted by how many positions of each were masked.
+    counts = masked.sum((0, 2)).float()
+    expected = (counts[0] * torch.log(torch.tensor(8.0)) + counts[1] * torch.log(torch.tensor(6.0))) / counts.sum()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_condition_dropout_reaches_the_model(tiny_model, monkeypatch):
+    drops = []
+    original = tiny_model.forward
+
+    def spy(codes, cond=None):
+        drops.append(cond.dropped(codes.shape[0], codes.device))
+        return original(codes, cond)
+
+    monkeypatch.setattr(tiny_model, "forward", spy)
+    system = MaskedTokenTraining(tiny_model, cond_drop_prob=0.5)
+    torch.manual_seed(0)
+    for _ in range(20):
+        system.masked_loss(_batch(64), train=True)
+    rate = torch.cat(drops).float().mean().item()
+    assert 0.45 < rate < 0.55  # 1280 Bernoulli(0.5) draws: sd 0.014
+    drops.clear()
+    system.masked_loss(_batch(64), train=False)
+    assert not drops[0].any(), "no dropout at validation"
+
+
+def test_bad_hyperparameters():
+    model = MaskedTransformer([4], [4], dim=8, depth=1, num_heads=1)
+    with pytest.raises(ValueError, match="schedule='nope'"):
+        MaskedTokenTraining(model, schedule="nope")
+    with pytest.raises(ValueError, match="cond_drop_prob=1.5"):
+        MaskedTokenTraining(model, cond_drop_prob=1.5)
+
+
+def test_lightning_checkpoint_loads_with_weights_only(tmp_path):
+    from mgm.training import MarkovCodesDataModule
+
+    model = MaskedTransformer([8], [6], dim=16, depth=1, num_heads=2, num_classes=2)
+    system = MaskedTokenTraining(model, warmup_steps=2)
+    data = MarkovCodesDataModule(vocab_size=8, length=6, num_classes=2, num_sequences=64, batch_size=16)
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(system, data)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    restored = MaskedTransformer([8], [6], dim=16, depth=1, num_heads=2, num_classes=2)
+    MaskedTokenTraining(restored).load_state_dict(checkpoint["state_dict"])
+    codes = torch.randint(8, (2, 1, 6))
+    cond = Condition(labels=torch.tensor([0, 1]))
+    assert torch.equal(restored.eval()(codes, cond), model.eval()(codes, cond))
