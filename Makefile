@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench pretrained-image clean
 
 install: $(STAMP)
 
@@ -17,6 +17,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Samples from the shipped Shapes10 pipeline: 20 images (two per class) and a grid, in outputs/demo.
+demo: $(STAMP)
+	$(PY) generate.py image --num 20 --out outputs/demo --overwrite
+
+# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: ~30 min).
+pretrained-image: $(STAMP)
+	$(PY) train.py fit --config configs/image/vq_shapes.yaml
+	$(PY) train.py fit --config configs/image/transformer_shapes.yaml
+	$(PY) train.py fit --config configs/image/classifier_shapes.yaml
+	rm -rf mgm/pretrained/image_shapes mgm/pretrained/shapes_classifier
+	cp -r outputs/image/pipeline mgm/pretrained/image_shapes
+	cp -r outputs/image/classifier/model mgm/pretrained/shapes_classifier
+
+bench: $(STAMP)
+	$(PY) benchmarks/image_quality.py --num 512 --num-steps 4 8 12 --out benchmarks/results/image_quality.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mgm tests

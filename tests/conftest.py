@@ -18,3 +18,20 @@ def tiny_model() -> MaskedTransformer:
 def context_model() -> MaskedTransformer:
     torch.manual_seed(0)
     return MaskedTransformer([8], [6], dim=32, depth=1, num_heads=2, num_classes=2, context_dim=5).eval()
+
+
+@pytest.fixture
+def tiny_vq():
+    from mgm.tokenizers import ImageVQ
+
+    torch.manual_seed(0)
+    return ImageVQ.small(image_size=16, num_codes=32, channels=(16, 32), latent_channels=4).eval()
+
+
+@pytest.fixture
+def tiny_image_pipeline(tiny_vq):
+    from mgm.pipelines import DecodeSettings, ImagePipeline
+
+    torch.manual_seed(0)
+    transformer = MaskedTransformer([32], [8, 8], dim=32, depth=1, num_heads=2, num_classes=3)
+    return ImagePipeline(tiny_vq, transformer, DecodeSettings(num_steps=4), ["a", "b", "c"])

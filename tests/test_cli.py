@@ -63,3 +63,126 @@ def test_train_then_generate_codes(tmp_path, capsys):
 def test_import_mgm_is_light():
     code = "import sys, mgm; assert 'transformers' not in sys.modules and 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_generate_image_sample_and_inpaint(tiny_image_pipeline, tmp_path, capsys):
+    from mgm.pipelines.image_io import read_image, write_pngs
+
+    model = tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "out"
+    args = [
+        "image",
+        "--model",
+        str(model),
+        "--num",
+        "3",
+        "--labels",
+        "1",
+        "--num-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    paths = generate.main(args)
+    names = sorted(p.name for p in paths)
+    assert names == ["sample_000.png", "sample_001.png", "sample_002.png", "sample_grid.png"]
+    assert capsys.readouterr().out.split() == [str(p) for p in paths]
+    assert read_image(out / "sample_000.png").shape == (3, 16, 16)
+    before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(SystemExit, match="--overwrite"):
+        generate.main(args)
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before, "nothing rewritten"
+
+    mask = torch.zeros(3, 16, 16)
+    mask[:, :, 8:] = 1.0
+    write_pngs({"mask.png": mask, "input.png": read_image(out / "sample_000.png")}, tmp_path)
+    paths = generate.main(
+        [
+            "image",
+            "inpaint",
+            "--model",
+            str(model),
+            "--input",
+            str(tmp_path / "input.png"),
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    result = read_image(paths[0])
+    assert torch.equal(result[:, :, :8], read_image(tmp_path / "input.png")[:, :, :8])
+
+
+def test_generate_image_bad_input_leaves_nothing(tiny_image_pipeline, tmp_path):
+    from mgm.pipelines.image_io import write_pngs
+
+    model = tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
+    write_pngs({"big.png": torch.rand(3, 24, 24)}, tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"expects \[B, 3, 16, 16\]"):
+        generate.main(
+            [
+                "image",
+                "variations",
+                "--model",
+                str(model),
+                "--input",
+                str(tmp_path / "big.png"),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+    with pytest.raises(ValueError, match="labels: 7"):
+        generate.main(["image", "--model", str(model), "--labels", "7", "--device", "cpu", "--out", str(out)])
+    with pytest.raises(FileNotFoundError):
+        generate.main(["image", "--model", str(tmp_path / "none"), "--device", "cpu", "--out", str(out)])
+    assert not out.exists()
+
+
+def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
+    common = ["--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
+    tiny = [
+        "--model.init_args.tokenizer.init_args.vq.init_args.sample_size=16",
+        "--model.init_args.tokenizer.init_args.vq.init_args.block_out_channels=[16, 32]",
+        "--model.init_args.tokenizer.init_args.vq.init_args.down_block_types=[DownEncoderBlock2D, DownEncoderBlock2D]",
+        "--model.init_args.tokenizer.init_args.vq.init_args.up_block_types=[UpDecoderBlock2D, UpDecoderBlock2D]",
+        "--model.init_args.tokenizer.init_args.vq.init_args.norm_num_groups=16",
+        "--data.init_args.num_images=64",
+        "--data.init_args.image_size=16",
+        "--data.init_args.batch_size=8",
+        "--trainer.callbacks.init_args.directory=" + str(tmp_path / "vq"),
+    ]
+    train.main(["fit", "--config", str(ROOT / "configs/image/vq_shapes.yaml"), *common, *tiny])
+    assert (tmp_path / "vq" / "config.json").is_file()
+
+    tiny_vq.save_pretrained(tmp_path / "tiny_vq")
+    tok = str(tmp_path / "tiny_vq")
+    transformer = [
+        "--model.init_args.model.init_args.codebook_sizes=[32]",
+        "--model.init_args.model.init_args.dim=32",
+        "--model.init_args.model.init_args.depth=1",
+        "--model.init_args.model.init_args.num_heads=2",
+        f"--data.init_args.tokenizer={tok}",
+        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",
+        "--data.init_args.images.init_args.num_images=64",
+        "--data.init_args.images.init_args.image_size=16",
+        "--data.init_args.batch_size=8",
+        "--trainer.callbacks=[]",  # the shipped recipe's pipeline/sample callbacks point at outputs/
+        "--trainer.callbacks+=mgm.training.SavePipeline",
+        f"--trainer.callbacks.directory={tmp_path / 'pipe'}",
+        "--trainer.callbacks.pipeline=mgm.pipelines.ImagePipeline",
+        f"--trainer.callbacks.tokenizer={tok}",
+        "--trainer.callbacks+=mgm.training.ImageSampleGrid",
+        f"--trainer.callbacks.tokenizer={tok}",
+        f"--trainer.callbacks.directory={tmp_path}",
+    ]
+    train.main(["fit", "--config", str(ROOT / "configs/image/transformer_shapes.yaml"), *common, *transformer])
+    assert (tmp_path / "codes.safetensors").is_file() and (tmp_path / "pipe" / "pipeline.json").is_file()
+    assert list((tmp_path / "samples").glob("*.png"))

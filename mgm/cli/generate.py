@@ -1,9 +1,12 @@
 """``mgm-generate`` / ``python generate.py``: sample from a saved model and write the results.
 
-    python generate.py codes --model outputs/markov_toy/model --num 8 --seed 0 --out outputs/samples
+    python generate.py image                      # the shipped Shapes10 pipeline, a grid of samples
+    python generate.py image --labels 2 --num 16 --out outputs/triangles
+    python generate.py image inpaint --input in.png --mask mask.png
+    python generate.py codes --model outputs/markov_toy/model --num 8
 
-Each modality adds its subcommand here (writing images, audio or motion); ``codes`` works for any
-saved MaskedTransformer and writes the raw token grid.
+Each modality has its subcommand; ``codes`` works for any saved MaskedTransformer and writes the
+raw token grid. Files are written into ``--out`` and their paths printed.
 """
 
 from __future__ import annotations
@@ -14,29 +17,40 @@ from pathlib import Path
 import torch
 
 from mgm.data.codes import save_codes
-from mgm.decoding import maskgit_decode
+from mgm.decoding import MASKED_DECODERS, maskgit_decode
 from mgm.models import Condition, MaskedTransformer
 
-METHODS = ("maskgit",)
+IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mgm-generate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="modality", required=True)
+    image = sub.add_parser("image", help="images from an ImagePipeline (default: the shipped one)")
+    image.add_argument("task", nargs="?", choices=IMAGE_TASKS, default="sample")
+    image.add_argument("--model", help="pipeline folder (default: the shipped Shapes10 pipeline)")
+    image.add_argument("--input", nargs="+", help="input image file(s) for inpaint / outpaint / variations")
+    image.add_argument("--mask", help="mask image for inpaint: white = regenerate")
+    image.add_argument("--direction", default="right", help="outpaint: left, right, up or down")
+    image.add_argument("--amount", type=int, help="outpaint: pixels to slide (default: a quarter)")
+    image.add_argument("--strength", type=float, default=0.5, help="variations: share of tokens re-drawn")
+    _add_decode_args(image, defaults_from_model=True)
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained")
     _add_decode_args(codes)
     return parser
 
 
-def _add_decode_args(parser: argparse.ArgumentParser) -> None:
+def _add_decode_args(parser: argparse.ArgumentParser, defaults_from_model: bool = False) -> None:
+    # With a pipeline, unset decode options fall back to the pipeline's saved defaults.
+    default = (lambda value: None) if defaults_from_model else (lambda value: value)
     parser.add_argument("--num", type=int, default=8, help="samples to generate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-steps", type=int, default=12)
-    parser.add_argument("--method", choices=METHODS, default="maskgit")
-    parser.add_argument("--schedule", default="cosine")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--guidance-scale", type=float, default=0.0)
+    parser.add_argument("--num-steps", type=int, default=default(12))
+    parser.add_argument("--method", choices=sorted(MASKED_DECODERS), default=default("maskgit"))
+    parser.add_argument("--schedule", default=default("cosine"))
+    parser.add_argument("--temperature", type=float, default=default(1.0))
+    parser.add_argument("--guidance-scale", type=float, default=default(0.0))
     parser.add_argument("--labels", type=int, nargs="+", help="class labels, cycled over the samples")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="outputs/generate", help="output folder")
@@ -66,9 +80,44 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
 
 
+def generate_images(args: argparse.Namespace) -> list[Path]:
+    from mgm.pipelines import ImagePipeline
+    from mgm.pipelines.image_io import image_grid, read_image, read_mask, write_pngs
+
+    pipe = ImagePipeline.from_pretrained(args.model, args.device) if args.model else ImagePipeline.default(args.device)
+    decode = dict(
+        num_steps=args.num_steps,
+        schedule=args.schedule,
+        guidance_scale=args.guidance_scale,
+        temperature=args.temperature,
+        method=args.method,
+    )
+    if args.task == "sample":
+        images = pipe.generate(num=args.num, labels=args.labels, seed=args.seed, progress=True, **decode)
+    else:
+        if not args.input:
+            raise SystemExit(f"error: image {args.task} needs --input IMAGE [IMAGE ...]")
+        inputs = torch.stack([read_image(p) for p in args.input]).to(args.device)
+        labels = args.labels
+        if args.task == "inpaint":
+            if not args.mask:
+                raise SystemExit("error: image inpaint needs --mask MASK (white = regenerate)")
+            images = pipe.inpaint(inputs, read_mask(args.mask).to(args.device), labels, args.seed, **decode)
+        elif args.task == "outpaint":
+            images = pipe.outpaint(inputs, args.direction, args.amount, labels, args.seed, **decode)
+        else:
+            images = pipe.variations(inputs, args.strength, labels, args.seed, **decode)
+    files = {f"{args.task}_{i:03d}.png": image for i, image in enumerate(images)}
+    files[f"{args.task}_grid.png"] = image_grid(images)
+    try:
+        return write_pngs(files, args.out, overwrite=args.overwrite)
+    except FileExistsError as e:
+        raise SystemExit(f"error: {e}") from e
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     args = build_parser().parse_args(argv)
-    paths = {"codes": generate_codes}[args.modality](args)
+    paths = {"codes": generate_codes, "image": generate_images}[args.modality](args)
     for path in paths:
         print(path)
     return paths

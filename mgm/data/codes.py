@@ -46,22 +46,28 @@ def save_codes(
     spec: TokenSpec,
     labels: torch.Tensor | None = None,
     overwrite: bool = False,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a codes file atomically; codes are checked against ``spec`` first."""
+    """Write a codes file atomically; codes are checked against ``spec`` first. ``metadata``
+    (strings) is stored beside the spec, e.g. the fingerprint of the tokenizer that made it."""
     spec.check_codes(codes, "codes")
     dtype = torch.int16 if spec.vocab_size <= torch.iinfo(torch.int16).max else torch.int32
     tensors = {"codes": codes.to(dtype).contiguous().cpu()}
     if labels is not None:
         tensors["labels"] = labels.long().contiguous().cpu()
-    metadata = {"spec": json.dumps(spec.to_dict())}
+    metadata = {**(metadata or {}), "spec": json.dumps(spec.to_dict())}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite)
+
+
+def read_codes_metadata(path: str | os.PathLike) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
 
 
 def load_codes(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor | None, TokenSpec]:
     """Read a codes file -> (codes [M, K, N] as stored, labels [M] or None, spec)."""
     tensors = load_tensors(path)
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
+    metadata = read_codes_metadata(path)
     if "codes" not in tensors or "spec" not in metadata:
         raise ValueError(f"{path}: not a mgm codes file (expected a 'codes' tensor and 'spec' metadata)")
     spec = TokenSpec(**{k: tuple(v) for k, v in json.loads(metadata["spec"]).items()})

@@ -58,6 +58,13 @@ class MaskedTokenTraining(L.LightningModule):
     def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         return self.model(codes, cond)
 
+    def setup(self, stage: str) -> None:
+        # Catch a model/data mismatch (e.g. a recipe with the wrong codebook size) before training.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_spec = getattr(datamodule, "spec", None)
+        if data_spec is not None and data_spec != self.model.spec:
+            raise ValueError(f"the data's token spec {data_spec} does not match the model's {self.model.spec}")
+
     def masked_loss(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean cross-entropy over masked tokens, accuracy on them)."""
         codes = batch["codes"]

@@ -1,0 +1,15 @@
+"""Decoders by name, for pipelines and the CLI (``--method``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mgm.decoding.maskgit import maskgit_decode
+
+MASKED_DECODERS: dict[str, Callable] = {"maskgit": maskgit_decode}
+
+
+def get_masked_decoder(method: str) -> Callable:
+    if method not in MASKED_DECODERS:
+        raise ValueError(f"method={method!r} is not a known decoding method; expected one of {sorted(MASKED_DECODERS)}")
+    return MASKED_DECODERS[method]

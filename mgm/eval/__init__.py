@@ -1,0 +1,6 @@
+"""Evaluation: classifiers and metrics for generated samples."""
+
+from mgm.eval.classifier import ImageClassifier
+from mgm.eval.image_quality import image_quality, within_class_diversity
+
+__all__ = ["ImageClassifier", "image_quality", "within_class_diversity"]

@@ -1,0 +1,179 @@
+"""What every modality pipeline shares: a MaskedTransformer, decode defaults, labels -> Condition,
+batched decoding with a progress bar, and the on-disk folder layout.
+
+A pipeline folder holds ``pipeline.json`` (class, decode defaults, class names, extras), the
+transformer in ``transformer/`` and the tokenizer in ``tokenizer/``; all weights are safetensors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mgm.decoding import DecodeResult, get_masked_decoder
+from mgm.io import load_json, save_json
+from mgm.models import Condition, MaskedTransformer
+from mgm.schedules import get_mask_schedule
+
+PIPELINE_CONFIG = "pipeline.json"
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Decode defaults stored with a pipeline; any of them can be overridden per call."""
+
+    method: str = "maskgit"
+    num_steps: int = 12
+    schedule: str = "cosine"
+    guidance_scale: float = 0.0
+    temperature: float = 1.0
+    choice_temperature: float = 4.5
+
+    def update(self, **overrides) -> DecodeSettings:
+        """These settings with the non-None overrides applied, checked before any work."""
+        names = {f.name for f in fields(self)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ValueError(f"unknown decode settings {sorted(unknown)}; expected some of {sorted(names)}")
+        new = replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        get_masked_decoder(new.method)
+        get_mask_schedule(new.schedule)
+        return new
+
+
+class MaskedPipeline:
+    """Base of the modality pipelines. Subclasses add the tokenizer and the modality's I/O."""
+
+    tokenizer_class: type
+
+    def __init__(
+        self,
+        tokenizer,
+        transformer: MaskedTransformer,
+        settings: DecodeSettings | None = None,
+        class_names: list[str] | None = None,
+    ):
+        if tokenizer.spec != transformer.spec:
+            raise ValueError(f"tokenizer spec {tokenizer.spec} does not match the transformer's {transformer.spec}")
+        self.tokenizer = tokenizer.eval()
+        self.transformer = transformer.eval()
+        self.settings = settings or DecodeSettings()
+        self.class_names = list(class_names) if class_names else None
+
+    @property
+    def spec(self):
+        return self.transformer.spec
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def num_classes(self) -> int:
+        return self.transformer.num_classes
+
+    def to(self, device: torch.device | str):
+        self.tokenizer.to(device)
+        self.transformer.to(device)
+        return self
+
+    # -- conditions -----------------------------------------------------------------------------
+
+    def resolve_labels(self, num: int, labels) -> torch.Tensor | None:
+        """LongTensor[num] of class labels, or None for an unconditional model.
+
+        ``labels=None`` cycles through all classes; a shorter list is cycled to ``num``.
+        """
+        if self.num_classes == 0:
+            if labels is not None:
+                raise ValueError("labels given, but this pipeline's model has no classes")
+            return None
+        if labels is None:
+            labels = torch.arange(num) % self.num_classes
+        labels = torch.as_tensor(labels, dtype=torch.long).flatten().cpu()
+        if labels.numel() == 0:
+            raise ValueError("labels: expected at least one label")
+        bad = (labels < 0) | (labels >= self.num_classes)
+        if bool(bad.any()):
+            raise ValueError(
+                f"labels: {labels[bad][0].item()} is not a class of this model; expected labels in "
+                f"[0, {self.num_classes - 1}]"
+            )
+        return labels.repeat(num // labels.numel() + 1)[:num]
+
+    # -- decoding -------------------------------------------------------------------------------
+
+    def decode_codes(
+        self,
+        num: int,
+        labels: torch.Tensor | None,
+        settings: DecodeSettings,
+        seed: int | None = 0,
+        init_codes: torch.Tensor | None = None,
+        editable: torch.Tensor | None = None,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> DecodeResult:
+        """Decode ``num`` samples in batches of ``batch_size`` -> one DecodeResult (codes [num, K, N])."""
+        decoder = get_masked_decoder(settings.method)
+        device = self.device
+        generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
+        codes, nfe = [], 0
+        starts = range(0, num, batch_size)
+        for start in tqdm(starts, desc="decoding", disable=not progress or len(starts) == 1):
+            stop = min(num, start + batch_size)
+            cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
+            result = decoder(
+                self.transformer,
+                self.spec,
+                batch_size=stop - start,
+                num_steps=settings.num_steps,
+                schedule=settings.schedule,
+                cond=cond,
+                guidance_scale=settings.guidance_scale if cond else 0.0,
+                temperature=settings.temperature,
+                choice_temperature=settings.choice_temperature,
+                init_codes=None if init_codes is None else init_codes[start:stop].to(device),
+                editable=None if editable is None else editable[start:stop].to(device),
+                generator=generator,
+            )
+            codes.append(result.codes)
+            nfe += result.nfe
+        return DecodeResult(codes=torch.cat(codes), nfe=nfe)
+
+    # -- save / load ----------------------------------------------------------------------------
+
+    def extra_config(self) -> dict:
+        return {}
+
+    def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+        directory = Path(directory)
+        if (directory / PIPELINE_CONFIG).exists() and not overwrite:
+            raise FileExistsError(f"{directory} already holds a pipeline; pass overwrite=True to replace it")
+        self.tokenizer.save_pretrained(directory / "tokenizer", overwrite=overwrite)
+        self.transformer.save_pretrained(directory / "transformer", overwrite=overwrite)
+        config = {
+            "_class_name": type(self).__name__,
+            "settings": asdict(self.settings),
+            "class_names": self.class_names,
+            **self.extra_config(),
+        }
+        save_json(config, directory / PIPELINE_CONFIG, overwrite=overwrite)  # written last: marks it complete
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu"):
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory}: no such directory (expected a saved {cls.__name__})")
+        config = load_json(directory / PIPELINE_CONFIG)
+        if config.get("_class_name") != cls.__name__:
+            raise ValueError(f"{directory}: holds a {config.get('_class_name')}, not a {cls.__name__}")
+        tokenizer = cls.tokenizer_class.from_pretrained(directory / "tokenizer")
+        transformer = MaskedTransformer.from_pretrained(directory / "transformer")
+        settings = DecodeSettings(**config.get("settings", {}))
+        return cls(tokenizer, transformer, settings, config.get("class_names")).to(device)

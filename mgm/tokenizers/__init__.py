@@ -1,0 +1,6 @@
+"""Modality adapters: they map signals to codes [B, K, N] and back (see base.Tokenizer)."""
+
+from mgm.tokenizers.base import Tokenizer
+from mgm.tokenizers.image_vq import ImageVQ
+
+__all__ = ["ImageVQ", "Tokenizer"]

@@ -1,0 +1,147 @@
+"""Image tokenizer on diffusers' VQModel (the VQ-GAN class of aMUSEd and latent diffusion).
+
+Pixel convention: mgm's image API takes and returns FloatTensor[B, 3, H, W] in [0, 1]; the
+VQModel works in [-1, 1] and the conversion happens here only. Codes are row-major over the
+latent grid: ``codes[B, 1, h * w]`` with h = H / downsample.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from diffusers import VQModel
+from torch import nn
+
+from mgm.tokens import TokenSpec
+
+
+class ImageVQ(nn.Module):
+    """Wraps a diffusers ``VQModel``; ``image_size`` is its ``sample_size`` unless given."""
+
+    def __init__(self, vq: VQModel, image_size: int | None = None):
+        super().__init__()
+        self.vq = vq
+        self.image_size = int(image_size or vq.config.sample_size)
+        self.downsample = 2 ** (len(vq.config.block_out_channels) - 1)
+        if self.image_size % self.downsample:
+            raise ValueError(f"image_size={self.image_size} is not a multiple of the downsample {self.downsample}")
+        side = self.image_size // self.downsample
+        self.spec = TokenSpec((vq.config.num_vq_embeddings,), (side, side))
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, image_size: int = 32, **vq_config) -> ImageVQ:
+        """A randomly initialised VQModel; ``vq_config`` are VQModel's own arguments."""
+        return cls(VQModel(sample_size=image_size, **vq_config), image_size)
+
+    @classmethod
+    def small(
+        cls,
+        image_size: int = 32,
+        num_codes: int = 256,
+        channels: tuple[int, ...] = (32, 64, 64),
+        latent_channels: int = 16,
+    ) -> ImageVQ:
+        """A small VQ-GAN (downsample 2 ** (len(channels) - 1)) for embedded data and tests."""
+        return cls.from_config(
+            image_size=image_size,
+            down_block_types=("DownEncoderBlock2D",) * len(channels),
+            up_block_types=("UpDecoderBlock2D",) * len(channels),
+            block_out_channels=tuple(channels),
+            layers_per_block=1,
+            latent_channels=latent_channels,
+            num_vq_embeddings=num_codes,
+            norm_num_groups=min(32, min(channels)),
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, path_or_id: str | os.PathLike, subfolder: str | None = None, image_size: int | None = None, **kwargs
+    ) -> ImageVQ:
+        """Load any diffusers VQModel folder or hub id (e.g. aMUSEd's ``vqvae`` subfolder)."""
+        path = Path(path_or_id)
+        local = path.exists() or str(path_or_id).startswith((".", "/"))
+        if local:
+            folder = path / subfolder if subfolder else path
+            if not (folder / "config.json").is_file():
+                raise FileNotFoundError(f"{folder}: no config.json (expected a diffusers VQModel folder)")
+        try:
+            vq = VQModel.from_pretrained(str(path_or_id), subfolder=subfolder, use_safetensors=True, **kwargs)
+        except (OSError, ValueError) as e:
+            if local:  # the folder is there, so its contents are at fault
+                raise ValueError(f"{path_or_id}: not a loadable VQModel folder ({e})") from e
+            raise FileNotFoundError(f"{path_or_id}: could not load a VQModel from the hub ({e})") from e
+        return cls(vq.eval(), image_size)
+
+    def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+        directory = Path(directory)
+        if (directory / "config.json").exists() and not overwrite:
+            raise FileExistsError(f"{directory} already holds a model; pass overwrite=True to replace it")
+        self.vq.save_pretrained(str(directory), safe_serialization=True)
+        return directory
+
+    # -- the tokenizer contract -----------------------------------------------------------------
+
+    def check_images(self, images: torch.Tensor, name: str = "images") -> None:
+        """Raise ValueError unless ``images`` is FloatTensor[B, 3, S, S] in [0, 1] at this size."""
+        expected = (3, self.image_size, self.image_size)
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"{name}: expected a float tensor [B, 3, H, W] in [0, 1], got {got}")
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"{name}: shape {tuple(images.shape)}; this tokenizer expects [B, {', '.join(map(str, expected))}]"
+            )
+        low, high = images.min().item(), images.max().item()
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise ValueError(f"{name}: values span [{low:.3f}, {high:.3f}]; mgm images are in [0, 1]")
+
+    def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, H, W] in [0, 1] -> pre-quantisation latents [B, C, h, w]."""
+        return self.vq.encode(images * 2 - 1).latents
+
+    def nearest_codes(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents [B, C, h, w] -> indices of the nearest codebook vectors, LongTensor[B, h * w]."""
+        flat = latents.permute(0, 2, 3, 1).reshape(latents.shape[0], -1, latents.shape[1])  # (B, hw, C)
+        return torch.cdist(flat, self.codebook[None].expand(flat.shape[0], -1, -1)).argmin(-1)
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        return self.vq.quantize.embedding.weight
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices LongTensor[B, h * w] -> quantised latents [B, C, h, w]."""
+        side = self.spec.shape[0]
+        return self.codebook[indices].view(indices.shape[0], side, side, -1).permute(0, 3, 1, 2)
+
+    def decode_latents(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Quantised latents [B, C, h, w] -> images in [-1, 1] (unclamped, for training losses)."""
+        vq = self.vq
+        spatial = quantized if vq.config.norm_type == "spatial" else None
+        return vq.decoder(vq.post_quant_conv(quantized), spatial)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images FloatTensor[B, 3, H, W] in [0, 1] -> codes LongTensor[B, 1, h * w]."""
+        self.check_images(images)
+        return self.nearest_codes(self.encode_latents(images))[:, None]
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes LongTensor[B, 1, h * w] -> images FloatTensor[B, 3, H, W] in [0, 1]."""
+        self.spec.check_codes(codes)
+        return ((self.decode_latents(self.lookup(codes[:, 0])) + 1) / 2).clamp(0, 1)
+
+    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """Pixel mask BoolTensor[B, H, W] (True = to regenerate) -> token mask BoolTensor[B, 1, h * w].
+
+        A token is selected when any pixel of its ``downsample x downsample`` patch is selected.
+        """
+        expected = (self.image_size, self.image_size)
+        if pixel_mask.dim() != 3 or tuple(pixel_mask.shape[1:]) != expected:
+            raise ValueError(f"mask: shape {tuple(pixel_mask.shape)}; expected [B, {expected[0]}, {expected[1]}]")
+        patches = torch.nn.functional.max_pool2d(pixel_mask[:, None].float(), self.downsample)
+        return patches.flatten(1)[:, None].bool()

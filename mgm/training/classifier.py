@@ -1,0 +1,44 @@
+"""Training the image classifier that judges generated images (cross-entropy, accuracy)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from mgm.eval.classifier import ImageClassifier
+from mgm.training.optim import adamw_with_warmup_cosine
+
+
+class ClassifierTraining(L.LightningModule):
+    def __init__(
+        self, classifier: ImageClassifier, lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 50
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["classifier"])
+        self.classifier = classifier
+
+    def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self.classifier(batch["images"])
+        loss = F.cross_entropy(logits, batch["labels"])
+        accuracy = (logits.argmax(-1) == batch["labels"]).float().mean()
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))
+        self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "val")
+
+    def configure_optimizers(self) -> dict:
+        h = self.hparams
+        return adamw_with_warmup_cosine(
+            self.classifier,
+            h.lr,
+            h.weight_decay,
+            (0.9, 0.99),
+            h.warmup_steps,
+            int(self.trainer.estimated_stepping_batches),
+        )

@@ -1,0 +1,101 @@
+import json
+
+import pytest
+import torch
+
+from mgm.pipelines import ImagePipeline
+
+
+def test_generate_shapes_range_and_seed(tiny_image_pipeline):
+    pipe = tiny_image_pipeline
+    a = pipe.generate(num=5, labels=[0, 2], seed=1)
+    assert a.shape == (5, 3, 16, 16) and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, pipe.generate(num=5, labels=[0, 2], seed=1))
+    assert not torch.equal(a, pipe.generate(num=5, labels=[0, 2], seed=2))
+    res = pipe.generate_codes(num=5, labels=[1], num_steps=3)
+    assert res.nfe == 3 and res.codes.shape == (5, 1, 64)
+
+
+def test_batches_give_the_requested_number(tiny_image_pipeline):
+    res = tiny_image_pipeline.generate_codes(num=7, batch_size=3)
+    assert res.codes.shape[0] == 7 and res.nfe == 3 * 4  # three batches of four steps
+
+
+def test_inpaint_keeps_tokens_and_pixels_outside_the_mask(tiny_image_pipeline):
+    pipe = tiny_image_pipeline
+    images = torch.rand(2, 3, 16, 16)
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[:, 8:] = True  # right half
+    out = pipe.inpaint(images, mask, labels=[0, 1])
+    assert torch.equal(out[..., :8], images[..., :8]), "pixels outside the mask are the input's"
+    token_mask = pipe.tokenizer.token_mask(mask.expand(2, -1, -1))
+    res = pipe.edit_codes(images, token_mask, labels=[0, 1])
+    init = pipe.tokenizer.encode(images)
+    assert torch.equal(res.codes[~token_mask], init[~token_mask]), "tokens outside the mask never change"
+    assert not torch.equal(res.codes[token_mask], init[token_mask])
+
+
+def test_outpaint_keeps_the_shifted_content(tiny_image_pipeline):
+    images = torch.rand(1, 3, 16, 16)
+    out = tiny_image_pipeline.outpaint(images, "right", amount=3)  # rounded up to 4 px (2 tokens)
+    assert torch.equal(out[..., :12], images[..., 4:])
+    out = tiny_image_pipeline.outpaint(images, "up", amount=4)
+    assert torch.equal(out[..., 4:, :], images[..., :12, :])
+
+
+def test_variations_change_about_strength_of_the_tokens(tiny_image_pipeline):
+    pipe = tiny_image_pipeline
+    images = torch.rand(2, 3, 16, 16)
+    out = pipe.variations(images, strength=0.25)
+    assert out.shape == images.shape
+    with pytest.raises(ValueError, match="strength=0"):
+        pipe.variations(images, strength=0)
+
+
+def test_save_load_round_trip(tiny_image_pipeline, tmp_path):
+    tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
+    loaded = ImagePipeline.from_pretrained(tmp_path / "pipe")
+    assert loaded.settings == tiny_image_pipeline.settings and loaded.class_names == ["a", "b", "c"]
+    assert torch.equal(loaded.generate(num=3, seed=0), tiny_image_pipeline.generate(num=3, seed=0))
+    config = json.loads((tmp_path / "pipe" / "pipeline.json").read_text())
+    assert config["_class_name"] == "ImagePipeline"
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda p: p.generate(num=2, labels=[3]),
+            r"labels: 3 is not a class of this model; expected labels in \[0, 2\]",
+        ),
+        (lambda p: p.generate(num=0), "num=0"),
+        (lambda p: p.generate(num=2, method="nope"), "method='nope'"),
+        (lambda p: p.generate(num=2, schedule="nope"), "schedule='nope'"),
+        (
+            lambda p: p.inpaint(torch.rand(1, 3, 20, 20), torch.ones(20, 20, dtype=torch.bool)),
+            r"expects \[B, 3, 16, 16\]",
+        ),
+        (
+            lambda p: p.inpaint(torch.rand(1, 4, 16, 16), torch.ones(16, 16, dtype=torch.bool)),
+            r"expects \[B, 3, 16, 16\]",
+        ),
+        (lambda p: p.inpaint(torch.rand(1, 3, 16, 16), torch.ones(8, 8, dtype=torch.bool)), "mask: shape"),
+        (lambda p: p.inpaint(torch.rand(1, 3, 16, 16), torch.ones(16, 16)), "BoolTensor"),
+        (lambda p: p.outpaint(torch.rand(1, 3, 16, 16), "sideways"), "direction='sideways'"),
+    ],
+)
+def test_bad_input(tiny_image_pipeline, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(tiny_image_pipeline)
+
+
+def test_missing_or_corrupt_pipeline_folder(tiny_image_pipeline, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        ImagePipeline.from_pretrained(tmp_path / "nope")
+    tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
+    (tmp_path / "pipe" / "transformer" / "model.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        ImagePipeline.from_pretrained(tmp_path / "pipe")
+    (tmp_path / "pipe" / "pipeline.json").unlink()
+    with pytest.raises(FileNotFoundError, match="pipeline.json"):
+        ImagePipeline.from_pretrained(tmp_path / "pipe")
