@@ -150,10 +150,10 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
     common = ["--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
     tiny = [
         "--model.init_args.tokenizer.init_args.vq.init_args.sample_size=16",
-        "--model.init_args.tokenizer.init_args.vq.init_args.block_out_channels=[16, 32]",
+        "--model.init_args.tokenizer.init_args.vq.init_args.block_out_channels=[8, 16]",
         "--model.init_args.tokenizer.init_args.vq.init_args.down_block_types=[DownEncoderBlock2D, DownEncoderBlock2D]",
         "--model.init_args.tokenizer.init_args.vq.init_args.up_block_types=[UpDecoderBlock2D, UpDecoderBlock2D]",
-        "--model.init_args.tokenizer.init_args.vq.init_args.norm_num_groups=16",
+        "--model.init_args.tokenizer.init_args.vq.init_args.norm_num_groups=4",
         "--data.init_args.num_images=64",
         "--data.init_args.image_size=16",
         "--data.init_args.batch_size=8",

@@ -1,8 +1,8 @@
 """Shapes10: an embedded, procedurally generated, labelled RGB image dataset.
 
-Ten classes of shapes (below), each drawn with a random colour, size, position and rotation-free
-placement on a random background (solid or a two-colour gradient). Rendered at 2x and
-box-filtered for anti-aliased edges. Deterministic: the same seed gives the same images.
+Ten classes of shapes (below), each drawn in one of 16 palette colours at a random size and
+position on a random background (one of 8 tones, solid or split in two at a random height).
+Rendered at 2x and box-filtered for anti-aliased edges. Deterministic: the same seed gives the same images.
 Images are FloatTensor[M, 3, S, S] in [0, 1].
 """
 
@@ -57,10 +57,15 @@ def _shape_mask(label: int, x: torch.Tensor, y: torch.Tensor, r: float) -> torch
     return inside.float()
 
 
-def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """h, s, v: [M] in [0, 1] -> [M, 3]."""
-    k = (torch.tensor([5.0, 3.0, 1.0]) + h[:, None] * 6) % 6
-    return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
+def _rgb(*hex_colours: str) -> torch.Tensor:
+    return torch.tensor([[int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)] for h in hex_colours])
+
+
+# Shape colours for dark and for light backgrounds; background tones of each kind.
+_BRIGHT_COLOURS = _rgb("ff4040", "ffa020", "ffe040", "60e060", "40e0e0", "60a0ff", "c070ff", "ff70c0")
+_DEEP_COLOURS = _rgb("b01010", "c05000", "806000", "107010", "007070", "1030b0", "6010a0", "a01060")
+_DARK_BACKGROUNDS = _rgb("101010", "303030", "102040", "203018")
+_LIGHT_BACKGROUNDS = _rgb("f0f0f0", "c8c8c8", "f0e0c0", "d0e8f8")
 
 
 def make_shapes(num: int, image_size: int = 32, seed: int = 0, labels: torch.Tensor | None = None):
@@ -75,16 +80,19 @@ def make_shapes(num: int, image_size: int = 32, seed: int = 0, labels: torch.Ten
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
 
-    # Background: a dark or light base colour, half of them a vertical gradient to a second colour.
+    # Colours come from fixed palettes (distinct, VQ-friendly), the background is solid or split
+    # in two tones at a random height, and the foreground always contrasts with it.
     dark = rand(num) < 0.5
-    bg_v = torch.where(dark, 0.05 + 0.25 * rand(num), 0.7 + 0.25 * rand(num))
-    bg_a = _hsv_to_rgb(rand(num), 0.5 * rand(num), bg_v)
-    bg_b = _hsv_to_rgb(rand(num), 0.5 * rand(num), (bg_v + 0.15 * (rand(num) - 0.5)).clamp(0, 1))
-    ramp = (rand(num) < 0.5).float()[:, None, None] * (yy / size)[None]
-    background = bg_a[:, :, None, None] * (1 - ramp[:, None]) + bg_b[:, :, None, None] * ramp[:, None]
-    # Foreground: a saturated colour whose brightness contrasts with the background.
-    fg_v = torch.where(dark, 0.75 + 0.25 * rand(num), 0.2 + 0.3 * rand(num))
-    fg = _hsv_to_rgb(rand(num), 0.6 + 0.4 * rand(num), fg_v)
+    bg_palette = torch.where(dark[:, None, None], _DARK_BACKGROUNDS[None], _LIGHT_BACKGROUNDS[None])
+    pick = lambda n: torch.randint(n, (num,), generator=g)  # noqa: E731
+    bg_a = bg_palette[torch.arange(num), pick(len(_DARK_BACKGROUNDS))]
+    bg_b = bg_palette[torch.arange(num), pick(len(_DARK_BACKGROUNDS))]
+    split = torch.where(rand(num) < 0.5, size * (0.25 + 0.5 * rand(num)), torch.full((num,), float(size)))
+    lower = (yy[None] >= split[:, None, None]).float()[:, None]  # (num, 1, size, size)
+    background = bg_a[:, :, None, None] * (1 - lower) + bg_b[:, :, None, None] * lower
+    fg = torch.where(
+        dark[:, None], _BRIGHT_COLOURS[pick(len(_BRIGHT_COLOURS))], _DEEP_COLOURS[pick(len(_DEEP_COLOURS))]
+    )
     radius = size * (0.2 + 0.14 * rand(num))
     center = size / 2 + (rand(num, 2) - 0.5) * 2 * (size / 2 - radius[:, None] - size * 0.04)
 

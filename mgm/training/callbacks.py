@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import importlib
 from pathlib import Path
 
 import lightning as L
@@ -57,10 +59,7 @@ class SavePipeline(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        import copy
-        import importlib
-
-        from mgm.pipelines.base import DecodeSettings
+        from mgm.pipelines.base import DecodeSettings  # pipelines import training-free modules only
 
         module_name, _, class_name = self.pipeline.rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
