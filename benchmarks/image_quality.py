@@ -46,6 +46,10 @@ def main() -> dict:
         "real_through_tokenizer": image_quality(classifier, pipe.tokenizer.decode(pipe.tokenizer.encode(real)), labels),
         "generated": [],
     }
+    # Inpainting: the right half of held-out real images regenerated with their true label.
+    half = torch.zeros(pipe.image_size, pipe.image_size, dtype=torch.bool)
+    half[:, pipe.image_size // 2 :] = True
+    report["inpaint_right_half"] = image_quality(classifier, pipe.inpaint(real, half, labels=labels), labels)
     for steps in args.num_steps:
         for scale in args.guidance_scale:
             start = time.perf_counter()
@@ -54,6 +58,7 @@ def main() -> dict:
             row = {
                 "num_steps": steps,
                 "guidance_scale": scale,
+                "temperature": pipe.settings.temperature,
                 **image_quality(classifier, images, labels),
                 "ms_per_image": 1000 * seconds / args.num,
             }

@@ -1,0 +1,49 @@
+"""The shipped Shapes10 pipeline and classifier: they load, generate and inpaint, and the samples
+carry their class well above chance.
+
+Thresholds sit below the figures measured with benchmarks/image_quality.py on 512 samples (README),
+which are still short of the image issue's 90% target; these checks use fewer samples to stay fast.
+"""
+
+import pytest
+import torch
+
+from mgm.data.shapes import make_shapes
+from mgm.eval import ImageClassifier, image_quality
+from mgm.pipelines import ImagePipeline
+from mgm.pipelines.image import DEFAULT_IMAGE_PIPELINE
+
+NUM = 100  # ten per class
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    torch.manual_seed(0)
+    return ImagePipeline.default(), ImageClassifier.from_pretrained(DEFAULT_IMAGE_PIPELINE.parent / "shapes_classifier")
+
+
+def test_shipped_files_are_small():
+    total = sum(p.stat().st_size for p in DEFAULT_IMAGE_PIPELINE.rglob("*") if p.is_file())
+    assert total < 20 * 2**20
+
+
+def test_generated_images_show_their_class_with_real_variety(shipped):
+    pipe, classifier = shipped
+    labels = torch.arange(NUM) % 10
+    real, _ = make_shapes(NUM, pipe.image_size, seed=2, labels=labels)
+    generated = image_quality(classifier, pipe.generate(num=NUM, labels=labels, seed=0), labels)
+    reference = image_quality(classifier, real, labels)
+    assert generated["accuracy"] >= 0.25, generated  # chance is 0.10; measured 0.38 on 512 (README)
+    # A model that repeated one image per class would score 0 diversity.
+    assert generated["diversity"] >= 0.5 * reference["diversity"], (generated, reference)
+
+
+def test_inpainting_half_an_image_keeps_its_class(shipped):
+    pipe, classifier = shipped
+    labels = torch.arange(50) % 10
+    real, _ = make_shapes(50, pipe.image_size, seed=3, labels=labels)
+    mask = torch.zeros(pipe.image_size, pipe.image_size, dtype=torch.bool)
+    mask[:, pipe.image_size // 2 :] = True
+    inpainted = pipe.inpaint(real, mask, labels=labels, seed=0)
+    assert torch.equal(inpainted[..., : pipe.image_size // 2], real[..., : pipe.image_size // 2])
+    assert image_quality(classifier, inpainted, labels)["accuracy"] >= 0.6  # measured 0.80 on 512
