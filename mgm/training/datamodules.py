@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from mgm.data.codes import CodesDataset, load_codes
 from mgm.data.synthetic import SparseMarkovChain
 from mgm.tokens import TokenSpec
 
 
-class CodesDataModule(L.LightningDataModule):
-    """Train/val split of a CodesDataset. Subclasses say where the codes come from (``load``)."""
+class SplitDataModule(L.LightningDataModule):
+    """A seeded train/val split of ``dataset()``; subclasses say where the items come from."""
 
     def __init__(self, batch_size: int = 64, val_fraction: float = 0.05, num_workers: int = 0, seed: int = 0):
         super().__init__()
@@ -20,21 +20,17 @@ class CodesDataModule(L.LightningDataModule):
             raise ValueError(f"val_fraction={val_fraction}: expected a number in [0, 1)")
         self.batch_size, self.val_fraction, self.num_workers, self.seed = batch_size, val_fraction, num_workers, seed
         self.train_set = self.val_set = None
-        self.spec: TokenSpec | None = None
 
-    def load(self) -> tuple[torch.Tensor, torch.Tensor | None, TokenSpec]:
+    def dataset(self) -> Dataset:
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        codes, labels, self.spec = self.load()
-        self.spec.check_codes(codes, "codes")
-        dataset = CodesDataset(codes, labels)
+        dataset = self.dataset()
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed)).tolist()
-        num_val = int(round(len(dataset) * self.val_fraction))
-        self.val_set = Subset(dataset, order[:num_val])
-        self.train_set = Subset(dataset, order[num_val:])
+        num_val = max(1, round(len(dataset) * self.val_fraction)) if self.val_fraction > 0 else 0
+        self.val_set, self.train_set = Subset(dataset, order[:num_val]), Subset(dataset, order[num_val:])
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -48,6 +44,20 @@ class CodesDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, self.batch_size, num_workers=self.num_workers)
+
+
+class CodesDataModule(SplitDataModule):
+    """Batches ``{"codes", "labels"?}`` of a CodesDataset; subclasses say where the codes come from (``load``)."""
+
+    spec: TokenSpec | None = None
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor | None, TokenSpec]:
+        raise NotImplementedError
+
+    def dataset(self) -> Dataset:
+        codes, labels, self.spec = self.load()
+        self.spec.check_codes(codes, "codes")
+        return CodesDataset(codes, labels)
 
 
 class CodesFileDataModule(CodesDataModule):

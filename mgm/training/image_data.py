@@ -5,53 +5,23 @@ Batches are ``{"images": FloatTensor[B, 3, S, S] in [0, 1], "labels": LongTensor
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from mgm.data.pretokenize import pretokenize
 from mgm.data.shapes import ShapesDataset
 from mgm.tokenizers.image_vq import ImageVQ
-from mgm.training.datamodules import CodesDataModule
+from mgm.training.datamodules import CodesDataModule, SplitDataModule
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(SplitDataModule):
     """Train/val split of ``dataset()``; subclasses say where the images come from."""
-
-    def __init__(self, batch_size: int = 64, val_fraction: float = 0.05, num_workers: int = 0, seed: int = 0):
-        super().__init__()
-        self.batch_size, self.val_fraction, self.num_workers, self.seed = batch_size, val_fraction, num_workers, seed
-        self.train_set = self.val_set = None
-
-    def dataset(self) -> Dataset:
-        raise NotImplementedError
 
     def describe(self) -> str:
         """A string naming the data exactly (part of the pre-tokenization fingerprint)."""
         raise NotImplementedError
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        dataset = self.dataset()
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed)).tolist()
-        num_val = max(1, int(round(len(dataset) * self.val_fraction)))
-        self.val_set, self.train_set = Subset(dataset, order[:num_val]), Subset(dataset, order[num_val:])
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, self.batch_size, num_workers=self.num_workers)
 
 
 class ShapesDataModule(ImageDataModule):
