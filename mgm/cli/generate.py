@@ -108,7 +108,9 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
         else:
             images = pipe.variations(inputs, args.strength, labels, args.seed, **decode)
     files = {f"{args.task}_{i:03d}.png": image for i, image in enumerate(images)}
-    files[f"{args.task}_grid.png"] = image_grid(images)
+    # Samples cycling through the classes line up as one column per class.
+    by_class = args.task == "sample" and not args.labels and pipe.num_classes and args.num % pipe.num_classes == 0
+    files[f"{args.task}_grid.png"] = image_grid(images, nrow=pipe.num_classes if by_class else None)
     try:
         return write_pngs(files, args.out, overwrite=args.overwrite)
     except FileExistsError as e:

@@ -45,6 +45,19 @@ class DecodeSettings:
         return new
 
 
+class _CountingModel:
+    """The transformer, ticking a progress bar at each forward pass (one per decoding step)."""
+
+    def __init__(self, model: MaskedTransformer, bar: tqdm):
+        self.model, self.bar = model, bar
+        self.spec, self.num_classes = model.spec, model.num_classes
+
+    def __call__(self, codes: torch.Tensor, cond: Condition | None) -> torch.Tensor:
+        logits = self.model(codes, cond)
+        self.bar.update(1)
+        return logits
+
+
 class MaskedPipeline:
     """Base of the modality pipelines. Subclasses add the tokenizer and the modality's I/O."""
 
@@ -124,11 +137,13 @@ class MaskedPipeline:
         generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
         codes, nfe = [], 0
         starts = range(0, num, batch_size)
-        for start in tqdm(starts, desc="decoding", disable=not progress or len(starts) == 1):
+        bar = tqdm(total=len(starts) * settings.num_steps, desc="decoding", unit="step", disable=not progress)
+        model = _CountingModel(self.transformer, bar)
+        for start in starts:
             stop = min(num, start + batch_size)
             cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
             result = decoder(
-                self.transformer,
+                model,
                 self.spec,
                 batch_size=stop - start,
                 num_steps=settings.num_steps,
@@ -140,9 +155,11 @@ class MaskedPipeline:
                 init_codes=None if init_codes is None else init_codes[start:stop].to(device),
                 editable=None if editable is None else editable[start:stop].to(device),
                 generator=generator,
+                device=device,
             )
             codes.append(result.codes)
             nfe += result.nfe
+        bar.close()
         return DecodeResult(codes=torch.cat(codes), nfe=nfe)
 
     # -- save / load ----------------------------------------------------------------------------
