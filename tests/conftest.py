@@ -35,3 +35,17 @@ def tiny_image_pipeline(tiny_vq):
     torch.manual_seed(0)
     transformer = MaskedTransformer([32], [8, 8], dim=32, depth=1, num_heads=2, num_classes=3)
     return ImagePipeline(tiny_vq, transformer, DecodeSettings(num_steps=4), ["a", "b", "c"])
+
+
+def quiet_trainer(max_steps: int, **kwargs):
+    """A CPU Lightning Trainer with no logger, checkpoints, progress bar or summary."""
+    import lightning as L
+
+    options = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(max_steps=max_steps, **{**options, **kwargs})

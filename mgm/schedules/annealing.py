@@ -23,8 +23,7 @@ ANNEALINGS = tuple(_RISING)
 
 
 def _factor(table: dict, name: str, argument: str, step: int, num_steps: int) -> float:
-    if name not in table:
-        raise ValueError(f"{argument}={name!r} is not a known annealing; expected one of {sorted(table)}")
+    check_annealing(name, argument)
     if num_steps < 1:
         raise ValueError(f"num_steps={num_steps}: expected an integer >= 1")
     return table[name]((step + 1) / num_steps)

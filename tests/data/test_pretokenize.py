@@ -18,3 +18,18 @@ def test_second_run_reuses_the_codes_file(tiny_vq, tmp_path, monkeypatch):
     # Another source (or other tokenizer weights) re-encodes.
     pretokenize(tiny_vq, dataset, path, source="shapes-40-other")
     assert calls
+
+
+def test_codes_file_datamodule_serves_the_saved_codes(tmp_path):
+    from mgm.data import save_codes
+    from mgm.tokens import TokenSpec
+    from mgm.training import CodesFileDataModule
+
+    spec = TokenSpec((8,), (4, 4))
+    codes = torch.randint(8, (20, 1, 16))
+    save_codes(tmp_path / "c.safetensors", codes, spec, labels=torch.arange(20) % 3)
+    data = CodesFileDataModule(str(tmp_path / "c.safetensors"), batch_size=4, val_fraction=0.2)
+    data.setup()
+    assert data.spec == spec and len(data.train_set) == 16 and len(data.val_set) == 4
+    batch = next(iter(data.train_dataloader()))
+    assert batch["codes"].shape == (4, 1, 16) and batch["codes"].dtype == torch.long and batch["labels"].shape == (4,)

@@ -6,6 +6,7 @@ import torch
 from mgm.decoding import maskgit_decode
 from mgm.models import Condition, MaskedTransformer
 from mgm.training import MarkovCodesDataModule, MaskedTokenTraining
+from tests.conftest import quiet_trainer
 
 
 def test_masked_model_learns_class_conditional_markov_chains():
@@ -19,15 +20,7 @@ def test_masked_model_learns_class_conditional_markov_chains():
     )
     model = MaskedTransformer([16], [16], dim=64, depth=2, num_heads=4, num_classes=2)
     system = MaskedTokenTraining(model, lr=3e-3, warmup_steps=20, weight_decay=0.0)
-    trainer = L.Trainer(
-        max_steps=1500,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(1500, limit_val_batches=0)
     trainer.fit(system, data)
 
     model.eval()

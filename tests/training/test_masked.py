@@ -1,9 +1,9 @@
-import lightning as L
 import pytest
 import torch
 
 from mgm.models import Condition, MaskedTransformer
 from mgm.training import MaskedTokenTraining
+from tests.conftest import quiet_trainer
 
 
 def _batch(b=8):
@@ -85,15 +85,7 @@ def test_lightning_checkpoint_loads_with_weights_only(tmp_path):
     model = MaskedTransformer([8], [6], dim=16, depth=1, num_heads=2, num_classes=2)
     system = MaskedTokenTraining(model, warmup_steps=2)
     data = MarkovCodesDataModule(vocab_size=8, length=6, num_classes=2, num_sequences=64, batch_size=16)
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(3, default_root_dir=tmp_path)
     trainer.fit(system, data)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)

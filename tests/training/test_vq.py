@@ -1,21 +1,13 @@
-import lightning as L
 import torch
 
 from mgm.training.image_data import ImageFolderDataModule, ShapesDataModule
 from mgm.training.vq import ImageVQTraining, VGGPerceptual
+from tests.conftest import quiet_trainer
 
 
 def _fit(system, steps=3):
     data = ShapesDataModule(num_images=64, image_size=16, batch_size=8)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-    )
+    trainer = quiet_trainer(steps, limit_val_batches=1)
     trainer.fit(system, data)
     return trainer
 
