@@ -1,7 +1,8 @@
 """Decoders: each one a visible loop over a model callable, one file per method."""
 
+from mgm.decoding.group import group_decode
 from mgm.decoding.maskgit import maskgit_decode
 from mgm.decoding.registry import MASKED_DECODERS, get_masked_decoder
 from mgm.decoding.result import DecodeResult, StepRecord
 
-__all__ = ["MASKED_DECODERS", "DecodeResult", "StepRecord", "get_masked_decoder", "maskgit_decode"]
+__all__ = ["MASKED_DECODERS", "DecodeResult", "StepRecord", "get_masked_decoder", "group_decode", "maskgit_decode"]

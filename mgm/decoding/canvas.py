@@ -31,6 +31,10 @@ def check_model_spec(model: object, spec: TokenSpec) -> None:
     if not isinstance(spec, TokenSpec):
         raise ValueError(f"spec: expected a mgm.tokens.TokenSpec, got {type(spec).__name__}")
     model_spec = getattr(model, "spec", None)
+    accepts = getattr(model, "accepts", None)
+    if callable(accepts) and model_spec is not None and model_spec.codebook_sizes == spec.codebook_sizes:
+        if len(spec.shape) == len(model_spec.shape) and accepts(spec.num_codebooks, spec.num_positions):
+            return  # e.g. a shorter clip than the longest a 1-D model takes
     if isinstance(model_spec, TokenSpec) and model_spec != spec:
         raise ValueError(
             f"spec={spec} does not match the model's spec {model_spec} "

@@ -23,12 +23,9 @@ from mgm.schedules import (
     ranks,
 )
 from mgm.schedules.annealing import check_annealing
+from mgm.schedules.groups import span_scores
 from mgm.schedules.mask import MaskSchedule
 from mgm.tokens import TokenSpec
-
-# Tokens that are already known must never be re-masked: they rank above every candidate.
-KNOWN_TOKEN_CONFIDENCE = float("inf")
-
 
 @torch.inference_mode()
 def maskgit_decode(
@@ -84,26 +81,59 @@ def maskgit_decode(
     cond = None if cond is None else cond.to(device)
 
     guided = GuidedModel(model, cond)
-    mask_ids = spec.mask_tensor(device)
-    plan = masked_counts(spec.is_masked(codes).flatten(1).sum(1), num_steps, schedule)  # (B, T)
+    candidates = spec.is_masked(codes)
+    scales = [guidance_scale_at(guidance_scale, t, num_steps, guidance_annealing) for t in range(num_steps)]
+    codes, trace = iterative_reveal(
+        guided, spec, codes, candidates, num_steps, schedule, scales, temperature, top_k, top_p,
+        choice_temperature, choice_temperature_annealing, generator,
+    )  # fmt: skip
+    return DecodeResult(codes=codes, nfe=num_steps, trace=trace)
+
+
+def iterative_reveal(
+    guided: GuidedModel,
+    spec: TokenSpec,
+    codes: torch.Tensor,
+    candidates: torch.Tensor,
+    num_steps: int,
+    schedule: str | MaskSchedule,
+    scales: list[float],
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    choice_temperature: float,
+    choice_temperature_annealing: str,
+    generator: torch.Generator | None,
+    span: int = 1,
+    first_step: int = 0,
+) -> tuple[torch.Tensor, list[StepRecord]]:
+    """The MaskGIT loop over the masked ``candidates`` [B, K, N] of ``codes``; returns (codes, trace).
+
+    Masked positions outside ``candidates`` stay masked throughout (e.g. the codebook groups a
+    group plan decodes later). ``scales[t]`` is the guidance scale of step t; with ``span`` > 1
+    confidences are averaged over aligned spans of frames, so spans are kept or re-masked whole.
+    ``first_step`` numbers the trace records.
+    """
+    device = codes.device
+    plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
     trace = []
     for step in range(num_steps):
-        scale = guidance_scale_at(guidance_scale, step, num_steps, guidance_annealing)
-        logits = guided(codes, scale)  # (B, K, N, V)
+        logits = guided(codes, scales[step])  # (B, K, N, V)
         if step == 0:
             _check_logits(logits, codes, spec)
-        masked = codes == mask_ids
         sampled = sample_tokens(logits, temperature, top_k, top_p, generator)  # (B, K, N)
         log_probs = logits.float().log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
         tau = choice_temperature_at(choice_temperature, step, num_steps, choice_temperature_annealing)
         confidence = log_probs if tau == 0 else log_probs + tau * gumbel_noise(log_probs.shape, generator, device)
-        confidence = confidence.masked_fill(~masked, KNOWN_TOKEN_CONFIDENCE)
-        # The plan[:, step] least confident candidates stay masked; known tokens rank last.
+        # Known tokens and masked non-candidates get +inf: they rank last and are never chosen below.
+        confidence = span_scores(confidence, candidates, span)
+        # The plan[:, step] least confident candidates stay masked.
         stay_masked = (ranks(confidence.flatten(1)) < plan[:, step : step + 1]).view_as(codes)
-        revealed = masked & ~stay_masked
+        revealed = candidates & ~stay_masked
         codes = torch.where(revealed, sampled, codes)
-        trace.append(_record(step, revealed, log_probs, scale, tau))
-    return DecodeResult(codes=codes, nfe=num_steps, trace=trace)
+        candidates = candidates & stay_masked
+        trace.append(_record(first_step + step, revealed, log_probs, scales[step], tau))
+    return codes, trace
 
 
 def _check_logits(logits: torch.Tensor, codes: torch.Tensor, spec: TokenSpec) -> None:

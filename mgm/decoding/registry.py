@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mgm.decoding.group import group_decode
 from mgm.decoding.maskgit import maskgit_decode
 
-MASKED_DECODERS: dict[str, Callable] = {"maskgit": maskgit_decode}
+MASKED_DECODERS: dict[str, Callable] = {"maskgit": maskgit_decode, "group": group_decode}
 
 
 def get_masked_decoder(method: str) -> Callable:

@@ -66,8 +66,8 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         k, v = self.spec.num_codebooks, self.spec.vocab_size
 
         # One table holds all K codebooks' rows; codebook k's rows start at offsets[k].
-        offsets = torch.tensor([0, *sizes[:-1]]) + torch.arange(k)
-        self.register_buffer("code_offsets", torch.cumsum(offsets, 0).view(1, k, 1), persistent=False)
+        offsets = torch.cumsum(torch.tensor([0] + [size + 1 for size in sizes[:-1]]), 0)  # +1: the mask row
+        self.register_buffer("code_offsets", offsets.view(1, k, 1), persistent=False)
         self.token_emb = nn.Embedding(sum(sizes) + k, dim)
         self.axis_emb = nn.ParameterList([nn.Parameter(torch.zeros(size, dim)) for size in self.spec.shape])
         self.label_emb = nn.Embedding(num_classes + 1, dim) if num_classes else None
@@ -103,15 +103,25 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             table = table + emb.view(view)
         return table.reshape(self.spec.num_positions, -1)
 
+    def accepts(self, num_codebooks: int, num_positions: int) -> bool:
+        """Whether codes [B, num_codebooks, num_positions] fit: the model's K, and its N, or for a
+        1-D grid (audio, motion) any length up to N (the first positions are used)."""
+        if num_codebooks != self.spec.num_codebooks:
+            return False
+        if len(self.spec.shape) == 1:
+            return 1 <= num_positions <= self.spec.num_positions
+        return num_positions == self.spec.num_positions
+
     def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         """codes: LongTensor[B, K, N] (masked positions hold the mask id) -> logits [B, K, N, V]."""
         b, k, n = codes.shape
-        if (k, n) != (self.spec.num_codebooks, self.spec.num_positions):
+        if not self.accepts(k, n):
+            longest = "<= " if len(self.spec.shape) == 1 else ""
             raise ValueError(
                 f"codes: shape {tuple(codes.shape)} does not fit the model: expected "
-                f"[B, {self.spec.num_codebooks}, {self.spec.num_positions}]"
+                f"[B, {self.spec.num_codebooks}, {longest}{self.spec.num_positions}]"
             )
-        x = self.token_emb(codes + self.code_offsets).sum(1) + self.positions()  # (B, N, D)
+        x = self.token_emb(codes + self.code_offsets).sum(1) + self.positions()[:n]  # (B, N, D)
         prefix, context, context_mask = self.embed_condition(cond, b, codes.device)
         if prefix is not None:
             x = torch.cat([prefix, x], dim=1)  # (B, P + N, D)

@@ -8,7 +8,7 @@ transformer in ``transformer/`` and the tokenizer in ``tokenizer/``; all weights
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -18,13 +18,19 @@ from mgm.decoding import DecodeResult, get_masked_decoder
 from mgm.io import load_json, save_json
 from mgm.models import Condition, MaskedTransformer
 from mgm.schedules import get_mask_schedule
+from mgm.schedules.groups import get_group_plan
 
 PIPELINE_CONFIG = "pipeline.json"
 
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """Decode defaults stored with a pipeline; any of them can be overridden per call."""
+    """Decode defaults stored with a pipeline; any of them can be overridden per call.
+
+    ``method="group"`` decodes codebook groups by ``plan`` (a name from mgm.schedules.groups,
+    with ``plan_options`` for its builder, e.g. ``{"steps": [20, 10, 10, 10]}``); then
+    ``num_steps`` and ``schedule`` are not used (the plan holds them).
+    """
 
     method: str = "maskgit"
     num_steps: int = 12
@@ -32,6 +38,8 @@ class DecodeSettings:
     guidance_scale: float = 0.0
     temperature: float = 1.0
     choice_temperature: float = 4.5
+    plan: str | None = None
+    plan_options: dict = field(default_factory=dict)
 
     def update(self, **overrides) -> DecodeSettings:
         """These settings with the non-None overrides applied, checked before any work."""
@@ -42,7 +50,20 @@ class DecodeSettings:
         new = replace(self, **{k: v for k, v in overrides.items() if v is not None})
         get_masked_decoder(new.method)
         get_mask_schedule(new.schedule)
+        if new.method == "group" and new.plan is None:
+            raise ValueError("method='group' needs a plan (e.g. 'soundstorm', 'magnet', 'gipd')")
         return new
+
+    def decoder_kwargs(self, num_codebooks: int) -> dict:
+        """The method-specific arguments of the decoder call."""
+        if self.method == "group":
+            return {"plan": get_group_plan(self.plan, num_codebooks, **self.plan_options)}
+        return {"num_steps": self.num_steps, "schedule": self.schedule}
+
+    def nfe(self, num_codebooks: int) -> int:
+        """Forward passes per batch these settings take."""
+        kwargs = self.decoder_kwargs(num_codebooks)
+        return kwargs["plan"].nfe if "plan" in kwargs else self.num_steps
 
 
 class _CountingModel:
@@ -50,7 +71,7 @@ class _CountingModel:
 
     def __init__(self, model: MaskedTransformer, bar: tqdm):
         self.model, self.bar = model, bar
-        self.spec, self.num_classes = model.spec, model.num_classes
+        self.spec, self.num_classes, self.accepts = model.spec, model.num_classes, model.accepts
 
     def __call__(self, codes: torch.Tensor, cond: Condition | None) -> torch.Tensor:
         logits = self.model(codes, cond)
@@ -70,12 +91,17 @@ class MaskedPipeline:
         settings: DecodeSettings | None = None,
         class_names: list[str] | None = None,
     ):
-        if tokenizer.spec != transformer.spec:
-            raise ValueError(f"tokenizer spec {tokenizer.spec} does not match the transformer's {transformer.spec}")
+        self.check_specs(tokenizer, transformer)
         self.tokenizer = tokenizer.eval()
         self.transformer = transformer.eval()
         self.settings = settings or DecodeSettings()
         self.class_names = list(class_names) if class_names else None
+
+    @staticmethod
+    def check_specs(tokenizer, transformer) -> None:
+        """The tokenizer's tokens must be what the transformer models (subclasses may relax it)."""
+        if tokenizer.spec != transformer.spec:
+            raise ValueError(f"tokenizer spec {tokenizer.spec} does not match the transformer's {transformer.spec}")
 
     @property
     def spec(self):
@@ -130,24 +156,29 @@ class MaskedPipeline:
         editable: torch.Tensor | None = None,
         batch_size: int = 64,
         progress: bool = False,
+        spec=None,
     ) -> DecodeResult:
-        """Decode ``num`` samples in batches of ``batch_size`` -> one DecodeResult (codes [num, K, N])."""
+        """Decode ``num`` samples in batches of ``batch_size`` -> one DecodeResult (codes [num, K, N]).
+
+        ``spec``: the token spec to decode (default the model's; 1-D models also take shorter ones).
+        """
         decoder = get_masked_decoder(settings.method)
+        spec = spec or self.spec
+        method_kwargs = settings.decoder_kwargs(spec.num_codebooks)
         device = self.device
         generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
         codes, nfe = [], 0
         starts = range(0, num, batch_size)
-        bar = tqdm(total=len(starts) * settings.num_steps, desc="decoding", unit="step", disable=not progress)
+        total = len(starts) * settings.nfe(spec.num_codebooks)
+        bar = tqdm(total=total, desc="decoding", unit="step", disable=not progress)
         model = _CountingModel(self.transformer, bar)
         for start in starts:
             stop = min(num, start + batch_size)
             cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
             result = decoder(
                 model,
-                self.spec,
+                spec,
                 batch_size=stop - start,
-                num_steps=settings.num_steps,
-                schedule=settings.schedule,
                 cond=cond,
                 guidance_scale=settings.guidance_scale if cond else 0.0,
                 temperature=settings.temperature,
@@ -156,6 +187,7 @@ class MaskedPipeline:
                 editable=None if editable is None else editable[start:stop].to(device),
                 generator=generator,
                 device=device,
+                **method_kwargs,
             )
             codes.append(result.codes)
             nfe += result.nfe

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mgm.models.conditioning import Condition
 from mgm.models.masked_transformer import MaskedTransformer
 from mgm.schedules import get_mask_schedule, random_mask
+from mgm.schedules.groups import get_group_plan, group_training_mask
 from mgm.training.optim import adamw_with_warmup_cosine
 
 
@@ -32,6 +33,10 @@ class MaskedTokenTraining(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         cond_drop_prob: probability of replacing an example's condition by the null condition,
             which trains the unconditional branch that classifier-free guidance needs.
+        plan: for K > 1 codebooks, a codebook-group plan name ("soundstorm", "magnet", "gipd";
+            see mgm.schedules.groups) with ``plan_options`` for its builder: each example is then
+            trained on one random group (earlier groups given, later ones masked, loss on the
+            group's masked tokens), as the plan decodes. None masks all K * N tokens jointly.
     """
 
     def __init__(
@@ -45,6 +50,8 @@ class MaskedTokenTraining(L.LightningModule):
         min_lr_ratio: float = 0.1,
         label_smoothing: float = 0.0,
         cond_drop_prob: float = 0.1,
+        plan: str | None = None,
+        plan_options: dict | None = None,
     ):
         super().__init__()
         get_mask_schedule(schedule)
@@ -54,6 +61,10 @@ class MaskedTokenTraining(L.LightningModule):
             raise ValueError(f"label_smoothing={label_smoothing}: expected a number in [0, 1)")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
+        self.plan = None
+        if plan is not None:
+            options = {"schedule": schedule, **(plan_options or {})}
+            self.plan = get_group_plan(plan, model.spec.num_codebooks, **options)
 
     def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         return self.model(codes, cond)
@@ -69,7 +80,11 @@ class MaskedTokenTraining(L.LightningModule):
         """Returns (mean cross-entropy over masked tokens, accuracy on them)."""
         codes = batch["codes"]
         spec = self.model.spec
-        mask, _ = random_mask(tuple(codes.shape), self.hparams.schedule, device=codes.device)
+        if self.plan is None:
+            mask, _ = random_mask(tuple(codes.shape), self.hparams.schedule, device=codes.device)
+            target = mask
+        else:
+            mask, target = group_training_mask(tuple(codes.shape), self.plan, device=codes.device)
         inputs = torch.where(mask, spec.mask_tensor(codes.device), codes)
         cond = condition_from_batch(batch)
         if train and cond is not None and self.hparams.cond_drop_prob > 0:
@@ -78,13 +93,13 @@ class MaskedTokenTraining(L.LightningModule):
         total, correct = logits.new_zeros(()), logits.new_zeros(())
         # Per codebook, so each is scored over its own vocabulary (label smoothing included).
         for k, size in enumerate(spec.codebook_sizes):
-            selected = mask[:, k]
-            target, pred = codes[:, k][selected], logits[:, k][selected][:, :size]
+            selected = target[:, k]
+            truth, pred = codes[:, k][selected], logits[:, k][selected][:, :size]
             total = total + F.cross_entropy(
-                pred.float(), target, label_smoothing=self.hparams.label_smoothing, reduction="sum"
+                pred.float(), truth, label_smoothing=self.hparams.label_smoothing, reduction="sum"
             )
-            correct = correct + (pred.argmax(-1) == target).sum()
-        count = mask.sum()
+            correct = correct + (pred.argmax(-1) == truth).sum()
+        count = target.sum()
         return total / count, correct / count
 
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:

@@ -4,7 +4,7 @@ Loss = reconstruction (L1 or L2, in the VQModel's [-1, 1] space)
      + codebook_weight * ||sg(z) - q||^2 + commitment_weight * ||z - sg(q)||^2
      + optional perceptual (VGG16 features) and adversarial (PatchGAN, hinge) terms.
 Codebook usage is tracked as an exponential moving average of code counts; perplexity and the
-share of dead codes are logged, and dead codes are restarted on random encoder outputs.
+share of dead codes are logged, and dead codes are restarted on the worst-fit encoder outputs.
 """
 
 from __future__ import annotations
@@ -190,12 +190,22 @@ class ImageVQTraining(L.LightningModule):
 
     @torch.no_grad()
     def restart_dead_codes(self, latents: torch.Tensor) -> int:
-        """Move each dead code onto a random encoder output of the batch; returns how many moved."""
+        """Move each dead code onto an encoder output of the batch; returns how many moved.
+
+        Outputs are drawn with probability proportional to their squared distance from the
+        codebook (as in k-means++ seeding), so restarts go where the codebook fits worst (edges,
+        rare colours). Drawing them uniformly would put most restarts into the dense clusters of
+        flat background and split them into near-duplicate codes, which makes the codes of equal
+        patches vary with their surroundings and the tokens needlessly hard to predict.
+        """
         dead = self.dead_codes().nonzero()[:, 0]
         if len(dead) == 0:
             return 0
         flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
-        picks = torch.randint(flat.shape[0], (len(dead),), device=flat.device)
+        error = torch.cdist(flat, self.tokenizer.codebook.data).amin(1).square()
+        if error.sum() <= 0:  # every output sits on a code: nothing fits worse than anything else
+            error = torch.ones_like(error)
+        picks = torch.multinomial(error, len(dead), replacement=len(dead) > len(flat))
         self.tokenizer.codebook.data[dead] = flat[picks] + 1e-3 * torch.randn_like(flat[picks])
         self.usage[dead] = 1.0 / self.usage.numel()
         return len(dead)

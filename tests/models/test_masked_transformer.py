@@ -87,3 +87,10 @@ def test_condition_mismatches_are_named(tiny_model):
         tiny_model(torch.zeros(2, 1, 16, dtype=torch.long))
     with pytest.raises(ValueError, match="context_mask"):
         Condition(context=torch.randn(2, 3, 5), context_mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_every_codebook_has_its_own_embedding_rows():
+    # Three or more codebooks: each (codebook, code or mask id) pair must map to a distinct row.
+    model = MaskedTransformer([4, 3, 5, 2], [2], dim=8, depth=1, num_heads=2)
+    rows = [int(model.code_offsets[0, k, 0]) + c for k, size in enumerate([4, 3, 5, 2]) for c in range(size + 1)]
+    assert sorted(rows) == list(range(model.token_emb.num_embeddings))

@@ -35,6 +35,21 @@ def test_dead_codes_restart_onto_encoder_outputs(tiny_vq):
     assert system.dead_codes().sum() == 0
 
 
+def test_restarts_go_to_the_worst_fit_outputs(tiny_vq):
+    # 120 of 128 outputs sit exactly on code 10; 8 sit far away: every restart must land on those 8.
+    system = ImageVQTraining(tiny_vq)
+    system.usage.fill_(1 / 32)
+    system.usage[:4] = 0
+    flat = tiny_vq.codebook[10].detach().repeat(128, 1)
+    far = torch.randn(8, 4) * 10 + 50
+    flat[::16] = far
+    latents = flat.view(2, 8, 8, 4).permute(0, 3, 1, 2)
+    torch.manual_seed(0)
+    assert system.restart_dead_codes(latents) == 4
+    nearest_far = torch.cdist(tiny_vq.codebook[:4], far).min(-1).values
+    assert (nearest_far < 0.05).all(), "restarts landed on outputs the codebook already fits"
+
+
 def test_adversarial_term_trains_a_discriminator(tiny_vq):
     system = ImageVQTraining(tiny_vq, adversarial_weight=0.1, restart_every=0)
     before = [p.clone() for p in system.discriminator.parameters()]
