@@ -39,9 +39,12 @@ def tiny_image_pipeline(tiny_vq):
 
 def quiet_trainer(max_steps: int, **kwargs):
     """A CPU Lightning Trainer with no logger, checkpoints, progress bar or summary."""
+    import tempfile
+
     import lightning as L
 
     options = dict(
+        default_root_dir=tempfile.mkdtemp(prefix="mgm-test-"),  # not the working directory
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
@@ -49,3 +52,16 @@ def quiet_trainer(max_steps: int, **kwargs):
         enable_model_summary=False,
     )
     return L.Trainer(max_steps=max_steps, **{**options, **kwargs})
+
+
+@pytest.fixture
+def tiny_audio_pipeline():
+    """8 kHz codec, 4 codebooks of 256 codes, clips of up to 10 frames (0.2 s), 3 classes."""
+    from mgm.pipelines import AudioPipeline, DecodeSettings
+    from mgm.tokenizers import EncodecTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = EncodecTokenizer.small(seconds=0.2).eval()
+    transformer = MaskedTransformer([256] * 4, [10], dim=32, depth=1, num_heads=2, num_classes=3)
+    settings = DecodeSettings(method="group", plan="gipd", plan_options={"steps": [3, 2]})
+    return AudioPipeline(tokenizer, transformer, settings, ["low", "mid", "high"])

@@ -186,3 +186,39 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
     train.main(["fit", "--config", str(ROOT / "configs/image/transformer_shapes.yaml"), *common, *transformer])
     assert (tmp_path / "codes.safetensors").is_file() and (tmp_path / "pipe" / "pipeline.json").is_file()
     assert list((tmp_path / "samples").glob("*.png"))
+
+
+def test_generate_audio_sample_continue_infill(tiny_audio_pipeline, tmp_path, capsys):
+    from mgm.data.audio_io import read_audio
+
+    model = tiny_audio_pipeline.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "out"
+    common = ["--model", str(model), "--device", "cpu", "--out", str(out)]
+    paths = generate.main(["audio", "--num", "3", "--seconds", "0.1", *common])
+    assert [p.name for p in paths] == ["sample_000.wav", "sample_001.wav", "sample_002.wav"]
+    clip, rate = read_audio(paths[0])
+    assert rate == 8000 and clip.shape == (1, 800)
+    assert str(paths[0]) in capsys.readouterr().out
+
+    # Continue the first sample to 0.2 s with the MAGNeT plan, then infill a span of it.
+    paths = generate.main(["audio", "continue", "--input", str(paths[0]), "--plan", "magnet", *common])
+    assert read_audio(paths[0])[0].shape == (1, 1600)
+    paths = generate.main(
+        ["audio", "infill", "--input", str(paths[0]), "--start", "0.05", "--end", "0.1", "--plan-steps", "2", "1",
+         *common]
+    )  # fmt: skip
+    assert read_audio(paths[0])[0].shape == (1, 1600)
+
+
+def test_generate_audio_bad_input_leaves_nothing(tiny_audio_pipeline, tmp_path):
+    model = tiny_audio_pipeline.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "out"
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wav")
+    common = ["--model", str(model), "--device", "cpu", "--out", str(out)]
+    with pytest.raises(SystemExit, match="broken.wav"):
+        generate.main(["audio", "continue", "--input", str(tmp_path / "broken.wav"), *common])
+    with pytest.raises(SystemExit, match="--start and --end"):
+        generate.main(["audio", "infill", "--input", str(tmp_path / "broken.wav"), *common])
+    with pytest.raises(SystemExit, match="at most 0.2 s"):
+        generate.main(["audio", "--seconds", "3", *common])
+    assert not out.exists() or not any(out.iterdir())

@@ -3,6 +3,9 @@
     python generate.py image                      # the shipped Shapes10 pipeline, a grid of samples
     python generate.py image --labels 2 --num 16 --out outputs/triangles
     python generate.py image inpaint --input in.png --mask mask.png
+    python generate.py audio --labels 4 --seconds 2          # the shipped Tones8 pipeline, WAV files
+    python generate.py audio continue --input prompt.wav --seconds 2
+    python generate.py audio infill --input clip.wav --start 0.5 --end 1.0 --plan magnet
     python generate.py codes --model outputs/markov_toy/model --num 8
 
 Each modality has its subcommand; ``codes`` works for any saved MaskedTransformer and writes the
@@ -21,6 +24,7 @@ from mgm.decoding import MASKED_DECODERS, maskgit_decode
 from mgm.models import Condition, MaskedTransformer
 
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
+AUDIO_TASKS = ("sample", "continue", "infill")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--amount", type=int, help="outpaint: pixels to slide (default: a quarter)")
     image.add_argument("--strength", type=float, default=0.5, help="variations: share of tokens re-drawn")
     _add_decode_args(image, defaults_from_model=True)
+    audio = sub.add_parser("audio", help="audio clips from an AudioPipeline (default: the shipped one)")
+    audio.add_argument("task", nargs="?", choices=AUDIO_TASKS, default="sample")
+    audio.add_argument("--model", help="pipeline folder (default: the shipped Tones8 pipeline)")
+    audio.add_argument("--input", nargs="+", help="audio file(s): the prompt to continue or the clip to infill")
+    audio.add_argument("--seconds", type=float, help="clip length (default: the longest the model takes)")
+    audio.add_argument("--start", type=float, help="infill: start of the span to re-decode (s)")
+    audio.add_argument("--end", type=float, help="infill: end of the span to re-decode (s)")
+    audio.add_argument("--plan", help="codebook-group plan for --method group: soundstorm, magnet, gipd, joint")
+    audio.add_argument("--plan-steps", type=int, nargs="+", help="decoding steps per group of the plan")
+    _add_decode_args(audio, defaults_from_model=True)
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained")
     _add_decode_args(codes)
@@ -117,9 +131,58 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
         raise SystemExit(f"error: {e}") from e
 
 
+def generate_audio(args: argparse.Namespace) -> list[Path]:
+    from mgm.data.audio_io import read_audio, write_wavs
+    from mgm.pipelines import AudioPipeline
+
+    try:
+        pipe = (
+            AudioPipeline.from_pretrained(args.model, args.device) if args.model else AudioPipeline.default(args.device)
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from e
+    decode = dict(
+        num_steps=args.num_steps,
+        schedule=args.schedule,
+        guidance_scale=args.guidance_scale,
+        temperature=args.temperature,
+        method=args.method,
+    )
+    if args.plan:
+        decode.update(method=args.method or "group", plan=args.plan, plan_options={})
+    if args.plan_steps:
+        plan = args.plan or pipe.settings.plan
+        if plan in ("soundstorm",):
+            raise SystemExit("error: --plan-steps does not apply to soundstorm (use magnet, gipd or joint)")
+        steps = args.plan_steps[0] if plan == "joint" else args.plan_steps
+        decode.update(method="group", plan=plan, plan_options={"steps": steps})
+    if args.task != "sample" and not args.input:
+        raise SystemExit(f"error: audio {args.task} needs --input FILE [FILE ...]")
+    if args.task == "infill" and (args.start is None or args.end is None):
+        raise SystemExit("error: audio infill needs --start and --end (seconds)")
+    try:
+        if args.task == "sample":
+            clips = pipe.generate(args.num, args.labels, args.seconds, args.seed, progress=True, **decode)
+        else:
+            inputs = [read_audio(p, pipe.sample_rate, pipe.tokenizer.channels)[0] for p in args.input]
+            length = min(x.shape[-1] for x in inputs)
+            batch = torch.stack([x[..., :length] for x in inputs]).to(args.device)
+            if args.task == "continue":
+                clips = pipe.continue_(batch, args.seconds, args.labels, seed=args.seed, progress=True, **decode)
+            else:
+                clips = pipe.infill(batch, args.start, args.end, args.labels, seed=args.seed, progress=True, **decode)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from e
+    files = {f"{args.task}_{i:03d}.wav": clip for i, clip in enumerate(clips)}
+    try:
+        return write_wavs(files, pipe.sample_rate, args.out, overwrite=args.overwrite)
+    except FileExistsError as e:
+        raise SystemExit(f"error: {e}") from e
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     args = build_parser().parse_args(argv)
-    paths = {"codes": generate_codes, "image": generate_images}[args.modality](args)
+    paths = {"codes": generate_codes, "image": generate_images, "audio": generate_audio}[args.modality](args)
     for path in paths:
         print(path)
     return paths

@@ -27,6 +27,7 @@ from mgm.schedules.groups import span_scores
 from mgm.schedules.mask import MaskSchedule
 from mgm.tokens import TokenSpec
 
+
 @torch.inference_mode()
 def maskgit_decode(
     model: MaskedModel,

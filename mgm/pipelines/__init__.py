@@ -3,4 +3,14 @@
 from mgm.pipelines.base import DecodeSettings, MaskedPipeline
 from mgm.pipelines.image import ImagePipeline
 
-__all__ = ["DecodeSettings", "ImagePipeline", "MaskedPipeline"]
+
+def __getattr__(name):
+    # AudioPipeline imports the encodec package; load it only when asked for.
+    if name == "AudioPipeline":
+        from mgm.pipelines.audio import AudioPipeline
+
+        return AudioPipeline
+    raise AttributeError(f"module 'mgm.pipelines' has no attribute {name!r}")
+
+
+__all__ = ["AudioPipeline", "DecodeSettings", "ImagePipeline", "MaskedPipeline"]

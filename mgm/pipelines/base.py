@@ -47,7 +47,10 @@ class DecodeSettings:
         unknown = set(overrides) - names
         if unknown:
             raise ValueError(f"unknown decode settings {sorted(unknown)}; expected some of {sorted(names)}")
-        new = replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if "plan" in overrides and "plan_options" not in overrides:
+            overrides["plan_options"] = {}  # another plan's options would not fit this one
+        new = replace(self, **overrides)
         get_masked_decoder(new.method)
         get_mask_schedule(new.schedule)
         if new.method == "group" and new.plan is None:

@@ -83,7 +83,9 @@ class GroupPlan:
 
 
 def soundstorm_plan(num_codebooks: int, first_steps: int = 16, other_steps: int = 1, **kw) -> GroupPlan:
-    return GroupPlan(tuple((k,) for k in range(num_codebooks)), (first_steps,) + (other_steps,) * (num_codebooks - 1), **kw)
+    return GroupPlan(
+        tuple((k,) for k in range(num_codebooks)), (first_steps,) + (other_steps,) * (num_codebooks - 1), **kw
+    )
 
 
 def magnet_plan(

@@ -1,6 +1,7 @@
 """Modality adapters: they map signals to codes [B, K, N] and back (see base.Tokenizer)."""
 
+from mgm.tokenizers.audio_encodec import EncodecTokenizer
 from mgm.tokenizers.base import Tokenizer
 from mgm.tokenizers.image_vq import ImageVQ
 
-__all__ = ["ImageVQ", "Tokenizer"]
+__all__ = ["EncodecTokenizer", "ImageVQ", "Tokenizer"]

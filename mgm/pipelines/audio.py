@@ -1,0 +1,181 @@
+"""AudioPipeline: an EnCodec tokenizer + a multi-codebook MaskedTransformer + decode defaults.
+
+Audio is FloatTensor[B, C, T] in [-1, 1] at the codec's sample rate (other rates are resampled
+by the tokenizer). Tokens are codes[B, K, N]: K residual-VQ codebooks per frame, N frames. The
+transformer takes clips of up to its N frames; shorter clips use its first positions. Editing
+(continuation, infill) keeps the given frames' tokens bit-identical and decodes the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from mgm.decoding import DecodeResult
+from mgm.pipelines.base import DecodeSettings, MaskedPipeline
+from mgm.tokenizers.audio_encodec import EncodecTokenizer
+from mgm.tokens import TokenSpec
+
+DEFAULT_AUDIO_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "audio_tones"
+
+
+class AudioPipeline(MaskedPipeline):
+    tokenizer_class = EncodecTokenizer
+
+    @classmethod
+    def default(cls, device: torch.device | str = "cpu") -> AudioPipeline:
+        """The small class-conditional Tones8 pipeline shipped in the package."""
+        if not (DEFAULT_AUDIO_PIPELINE / "pipeline.json").is_file():
+            raise FileNotFoundError(
+                "no audio pipeline is shipped with this version of mgm yet; pass a pipeline folder "
+                "(train one with configs/audio/codec_tones.yaml and configs/audio/transformer_tones.yaml)"
+            )
+        return cls.from_pretrained(DEFAULT_AUDIO_PIPELINE, device)
+
+    @staticmethod
+    def check_specs(tokenizer, transformer) -> None:
+        if tokenizer.spec.codebook_sizes != transformer.spec.codebook_sizes:
+            raise ValueError(
+                f"tokenizer codebooks {tokenizer.spec.codebook_sizes} do not match the transformer's "
+                f"{transformer.spec.codebook_sizes}"
+            )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.tokenizer.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.tokenizer.sample_rate / self.tokenizer.downsample
+
+    @property
+    def max_frames(self) -> int:
+        return self.spec.num_positions
+
+    @property
+    def max_seconds(self) -> float:
+        return self.max_frames / self.frame_rate
+
+    def frames_for(self, seconds: float | None, name: str = "seconds") -> int:
+        """Frames covering ``seconds`` (None = the longest clip the model takes)."""
+        if seconds is None:
+            return self.max_frames
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ValueError(f"{name}={seconds!r}: expected a positive number of seconds")
+        frames = math.ceil(round(seconds * self.frame_rate, 6))
+        if frames > self.max_frames:
+            raise ValueError(f"{name}={seconds}: this model takes clips of at most {self.max_seconds:g} s")
+        return frames
+
+    def spec_for(self, frames: int) -> TokenSpec:
+        return TokenSpec(self.spec.codebook_sizes, (frames,))
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def generate(self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, **kw):
+        """Sample ``num`` clips -> FloatTensor[num, C, T] with T = ceil(seconds * rate) samples.
+
+        ``kw``: decode overrides (method, plan, plan_options, num_steps, schedule, guidance_scale,
+        temperature, choice_temperature), ``batch_size``, ``progress``.
+        """
+        result = self.generate_codes(num, labels, seconds, seed, **kw)
+        return self._decode_audio(result.codes, seconds)
+
+    def generate_codes(
+        self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, **kw
+    ) -> DecodeResult:
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise ValueError(f"num={num!r}: expected an integer >= 1")
+        frames = self.frames_for(seconds)
+        batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
+        settings = self.settings.update(**kw)
+        return self.decode_codes(
+            num, self.resolve_labels(num, labels), settings, seed, batch_size=batch_size, progress=progress,
+            spec=self.spec_for(frames),
+        )  # fmt: skip
+
+    # -- editing --------------------------------------------------------------------------------
+
+    def continue_(
+        self, prompt: torch.Tensor, seconds: float | None = None, labels=None, sample_rate: int | None = None,
+        seed: int | None = 0, **kw,
+    ) -> torch.Tensor:  # fmt: skip
+        """Continue ``prompt`` [B, C, T] (or [C, T]) to ``seconds`` in all (default: the longest clip).
+
+        The prompt's tokens are kept; the frames after it are decoded. Returns [B, C, T_total].
+        """
+        return self._decode_audio(self.continue_codes(prompt, seconds, labels, sample_rate, seed, **kw).codes, seconds)
+
+    def continue_codes(self, prompt, seconds=None, labels=None, sample_rate=None, seed=0, **kw) -> DecodeResult:
+        frames = self.frames_for(seconds)
+        prompt_codes = self._encode(prompt, sample_rate, "prompt")
+        b, k, given = prompt_codes.shape
+        if given >= frames:
+            raise ValueError(
+                f"prompt: {given} frames ({given / self.frame_rate:g} s) leave nothing to continue within "
+                f"seconds={seconds if seconds is not None else self.max_seconds:g}"
+            )
+        init = torch.cat([prompt_codes, self.spec_for(frames - given).full_mask(b, prompt_codes.device)], dim=-1)
+        editable = torch.zeros(b, k, frames, dtype=torch.bool, device=init.device)
+        editable[..., given:] = True
+        return self._edit(init, editable, labels, seed, kw)
+
+    def infill(
+        self, audio: torch.Tensor, start_s: float, end_s: float, labels=None, sample_rate: int | None = None,
+        seed: int | None = 0, **kw,
+    ) -> torch.Tensor:  # fmt: skip
+        """Re-decode the span [start_s, end_s) of ``audio`` [B, C, T]; every other frame's tokens are kept.
+
+        Returns the decoded clip [B, C, N * downsample] (the whole clip passes through the codec).
+        """
+        return self._decode_audio(self.infill_codes(audio, start_s, end_s, labels, sample_rate, seed, **kw).codes)
+
+    def infill_codes(self, audio, start_s, end_s, labels=None, sample_rate=None, seed=0, **kw) -> DecodeResult:
+        codes = self._encode(audio, sample_rate, "audio")
+        b, k, n = codes.shape
+        length = n / self.frame_rate
+        if not (isinstance(start_s, (int, float)) and isinstance(end_s, (int, float)) and 0 <= start_s < end_s):
+            raise ValueError(f"span [{start_s}, {end_s}): expected 0 <= start_s < end_s (seconds)")
+        if end_s > length + 1e-9:
+            raise ValueError(f"span [{start_s}, {end_s}) s lies outside the clip, which is {length:g} s long")
+        first, last = math.floor(start_s * self.frame_rate), math.ceil(end_s * self.frame_rate)
+        editable = torch.zeros(b, k, n, dtype=torch.bool, device=codes.device)
+        editable[..., first:last] = True
+        return self._edit(codes, editable, labels, seed, kw)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _encode(self, audio: torch.Tensor, sample_rate: int | None, name: str) -> torch.Tensor:
+        if isinstance(audio, torch.Tensor) and audio.dim() == 2:
+            audio = audio[None]
+        if not isinstance(audio, torch.Tensor) or audio.dim() != 3 or audio.shape[-1] == 0:
+            raise ValueError(f"{name}: expected a non-empty FloatTensor[B, C, T], got {getattr(audio, 'shape', audio)}")
+        rate = sample_rate or self.sample_rate
+        if audio.shape[-1] * self.frame_rate / rate < 1:
+            raise ValueError(f"{name}: {audio.shape[-1]} samples is shorter than one frame ({1 / self.frame_rate:g} s)")
+        codes = self.tokenizer.encode(audio.to(self.device), sample_rate=sample_rate)
+        if codes.shape[-1] > self.max_frames:
+            raise ValueError(
+                f"{name}: {codes.shape[-1] / self.frame_rate:g} s is longer than the model's {self.max_seconds:g} s"
+            )
+        return codes
+
+    def _edit(self, init: torch.Tensor, editable: torch.Tensor, labels, seed, kw) -> DecodeResult:
+        batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
+        settings = self.settings.update(**kw)
+        labels = self.resolve_labels(init.shape[0], labels)
+        return self.decode_codes(
+            init.shape[0], labels, settings, seed, init_codes=init, editable=editable, batch_size=batch_size,
+            progress=progress, spec=self.spec_for(init.shape[-1]),
+        )  # fmt: skip
+
+    def _decode_audio(self, codes: torch.Tensor, seconds: float | None = None) -> torch.Tensor:
+        audio = self.tokenizer.decode(codes)
+        if seconds is not None:
+            audio = audio[..., : math.ceil(seconds * self.sample_rate)]
+        return audio
+
+
+__all__ = ["AudioPipeline", "DecodeSettings", "DEFAULT_AUDIO_PIPELINE"]
