@@ -222,3 +222,12 @@ def test_generate_audio_bad_input_leaves_nothing(tiny_audio_pipeline, tmp_path):
     with pytest.raises(SystemExit, match="at most 0.2 s"):
         generate.main(["audio", "--seconds", "3", *common])
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_generate_image_with_recap(tiny_image_pipeline, tmp_path):
+    model = tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
+    common = ["--model", str(model), "--device", "cpu", "--out", str(tmp_path / "out"), "--num", "3"]
+    paths = generate.main(["image", "--method", "recap", "--full-first", "1", "--cheap-per-full", "2", *common])
+    assert len(paths) == 4
+    with pytest.raises(SystemExit, match="--method recap"):
+        generate.main(["image", "--cheap-per-full", "2", "--overwrite", *common])

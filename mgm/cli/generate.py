@@ -66,6 +66,8 @@ def _add_decode_args(parser: argparse.ArgumentParser, defaults_from_model: bool 
     parser.add_argument("--temperature", type=float, default=default(1.0))
     parser.add_argument("--guidance-scale", type=float, default=default(0.0))
     parser.add_argument("--labels", type=int, nargs="+", help="class labels, cycled over the samples")
+    parser.add_argument("--full-first", type=int, help="recap: full steps at the start (default 2)")
+    parser.add_argument("--cheap-per-full", type=int, help="recap: cheap steps after each later full step (default 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="outputs/generate", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -94,6 +96,15 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
 
 
+def _reuse_options(args: argparse.Namespace) -> dict | None:
+    """ReCAP's plan options from --full-first / --cheap-per-full (None when neither is given)."""
+    options = {"full_first": args.full_first, "cheap_per_full": args.cheap_per_full}
+    options = {k: v for k, v in options.items() if v is not None}
+    if options and args.method != "recap":
+        raise SystemExit("error: --full-first / --cheap-per-full go with --method recap")
+    return options or None
+
+
 def generate_images(args: argparse.Namespace) -> list[Path]:
     from mgm.pipelines import ImagePipeline
     from mgm.pipelines.image_io import image_grid, read_image, read_mask, write_pngs
@@ -106,6 +117,9 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
         temperature=args.temperature,
         method=args.method,
     )
+    reuse = _reuse_options(args)
+    if reuse is not None:
+        decode["plan_options"] = reuse
     if args.task == "sample":
         images = pipe.generate(num=args.num, labels=args.labels, seed=args.seed, progress=True, **decode)
     else:
@@ -148,6 +162,9 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
         temperature=args.temperature,
         method=args.method,
     )
+    reuse = _reuse_options(args)
+    if reuse is not None:
+        decode["plan_options"] = reuse
     if args.plan:
         decode.update(method=args.method or "group", plan=args.plan, plan_options={})
     if args.plan_steps:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from mgm.decoding.group import group_decode
 from mgm.decoding.maskgit import maskgit_decode
+from mgm.decoding.recap import recap_decode
 
-MASKED_DECODERS: dict[str, Callable] = {"maskgit": maskgit_decode, "group": group_decode}
+MASKED_DECODERS: dict[str, Callable] = {"maskgit": maskgit_decode, "group": group_decode, "recap": recap_decode}
 
 
 def get_masked_decoder(method: str) -> Callable:

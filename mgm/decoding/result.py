@@ -16,6 +16,8 @@ class StepRecord:
     mean_confidence: torch.Tensor  # FloatTensor[B]: mean model probability of those tokens (0 if none)
     guidance_scale: float = 0.0
     choice_temperature: float = 0.0
+    full: bool = True  # False: a cheap feature-reuse step over a few positions (ReCAP)
+    queries: int | None = None  # positions the model computed (None: all N)
 
 
 @dataclass
@@ -23,3 +25,8 @@ class DecodeResult:
     codes: torch.Tensor  # LongTensor[B, K, N] (masked decoders) or [B, N] (AR decoders)
     nfe: int  # model forward passes; one batched CFG forward counts once
     trace: list[StepRecord] = field(default_factory=list)
+    compute: float | None = None  # full-pass equivalents (a cheap pass over Q of N positions: Q / N); None = nfe
+
+    def __post_init__(self):
+        if self.compute is None:
+            self.compute = float(self.nfe)

@@ -1,6 +1,7 @@
 """Evaluation: classifiers and metrics for generated samples."""
 
 from mgm.eval.classifier import ImageClassifier
+from mgm.eval.frechet import feature_statistics, frechet_distance
 from mgm.eval.image_quality import image_quality, within_class_diversity
 
-__all__ = ["ImageClassifier", "image_quality", "within_class_diversity"]
+__all__ = ["ImageClassifier", "feature_statistics", "frechet_distance", "image_quality", "within_class_diversity"]

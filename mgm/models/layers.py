@@ -24,18 +24,26 @@ class Attention(nn.Module):
         self.to_kv = nn.Linear(context_dim or dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """source [B, S, D] -> (keys, values), each [B, H, S, E]."""
+        k, v = rearrange(self.to_kv(source), "b s (two h e) -> two b h s e", two=2, h=self.num_heads)
+        return k, v
+
     def forward(
         self,
         x: torch.Tensor,
         context: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
         is_causal: bool = False,
+        keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x: [B, L, D]; context: [B, S, Dc] or None (= x); key_mask: BoolTensor[B, S], True = attend."""
+        """x: [B, L, D]; context: [B, S, Dc] or None (= x); key_mask: BoolTensor[B, S], True = attend.
+
+        ``keys_values``: precomputed (keys, values) [B, H, S, E] to attend to instead of projecting
+        ``context`` / ``x`` (the feature-reuse path).
+        """
         q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)
-        k, v = rearrange(
-            self.to_kv(x if context is None else context), "b s (two h e) -> two b h s e", two=2, h=self.num_heads
-        )
+        k, v = keys_values if keys_values is not None else self.keys_values(x if context is None else context)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
@@ -78,9 +86,39 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S]."""
         x = x + self.dropout(self.attn(self.norm1(x), is_causal=is_causal))
+        return self._cross_and_mlp(x, context, context_mask)
+
+    def _cross_and_mlp(self, x, context, context_mask) -> torch.Tensor:
         if self.cross is not None:
             x = x + self.dropout(self.cross(self.norm_cross(x), context, key_mask=context_mask))
         return x + self.mlp(self.norm2(x))
+
+    def forward_cached(
+        self, x: torch.Tensor, context=None, context_mask=None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """As forward (no causal mask), also returning this block's self-attention (keys, values) [B, H, L, E]."""
+        h = self.norm1(x)
+        kv = self.attn.keys_values(h)
+        x = x + self.dropout(self.attn(h, keys_values=kv))
+        return self._cross_and_mlp(x, context, context_mask), kv
+
+    def forward_partial(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        cached: tuple[torch.Tensor, torch.Tensor],
+        context=None,
+        context_mask=None,
+    ) -> torch.Tensor:
+        """x: [B, Q, D] at sequence indices ``index`` [B, Q]; they attend to the cached (keys, values)
+        [B, H, L, E] of every index, with their own entries replaced by fresh ones. Returns [B, Q, D]."""
+        h = self.norm1(x)
+        fresh_k, fresh_v = self.attn.keys_values(h)  # (B, H, Q, E)
+        where = index[:, None, :, None].expand_as(fresh_k)
+        k = cached[0].scatter(2, where, fresh_k)
+        v = cached[1].scatter(2, where, fresh_v)
+        x = x + self.dropout(self.attn(h, keys_values=(k, v)))
+        return self._cross_and_mlp(x, context, context_mask)
 
 
 def init_weights(module: nn.Module) -> None:

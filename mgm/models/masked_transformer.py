@@ -7,6 +7,7 @@ else 0), S context length, D width, V logit width = max codebook size.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -15,6 +16,20 @@ from mgm.io import PretrainedMixin
 from mgm.models.conditioning import Condition
 from mgm.models.layers import Block, init_weights
 from mgm.tokens import TokenSpec
+
+
+@dataclass
+class KVCache:
+    """Every block's self-attention keys/values from a full pass (``MaskedTransformer.forward_cached``).
+
+    keys[l], values[l]: [B, H, P + N, E] for block l; P condition prefix tokens come first.
+    An explicit object passed in and out: the model keeps no decoding state.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    num_prefix: int
+    num_positions: int
 
 
 class MaskedTransformer(PretrainedMixin, nn.Module):
@@ -114,6 +129,48 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
 
     def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         """codes: LongTensor[B, K, N] (masked positions hold the mask id) -> logits [B, K, N, V]."""
+        x, (context, context_mask) = self._embed(codes, cond)
+        for block in self.blocks:
+            x = block(x, context, context_mask)
+        return self._logits(x)
+
+    # -- feature reuse (ReCAP): a full pass that keeps every layer's keys/values, cheap passes on a few positions
+
+    def forward_cached(self, codes: torch.Tensor, cond: Condition | None = None) -> tuple[torch.Tensor, KVCache]:
+        """As ``forward``, also returning the keys/values of every layer at every position."""
+        b, k, n = codes.shape
+        x, (context, context_mask) = self._embed(codes, cond)
+        keys, values = [], []
+        for block in self.blocks:
+            x, (key, value) = block.forward_cached(x, context, context_mask)
+            keys.append(key)
+            values.append(value)
+        return self._logits(x), KVCache(keys, values, self.num_prefix, n)
+
+    def forward_partial(
+        self, codes: torch.Tensor, positions: torch.Tensor, cond: Condition | None, cache: KVCache
+    ) -> torch.Tensor:
+        """Logits at a few positions, reusing the cached keys/values of all the others.
+
+        codes: LongTensor[B, K, Q], the current tokens at ``positions`` LongTensor[B, Q] (grid
+        positions in [0, N)). Each query position computes fresh keys/values from its own token and
+        attends to them plus the cache's entries for every other position (and the condition
+        prefix). ``cond`` must be the condition the cache was made with. Returns [B, K, Q, V].
+        Cost: the projections and MLPs scale with Q; attention with Q * (P + N).
+        """
+        b, k, q = codes.shape
+        if tuple(positions.shape) != (b, q):
+            raise ValueError(f"positions: shape {tuple(positions.shape)}; expected [{b}, {q}] to match codes")
+        if cache.keys[0].shape[0] != b:
+            raise ValueError(f"cache: batch {cache.keys[0].shape[0]} does not match codes' batch {b}")
+        x = self.token_emb(codes + self.code_offsets).sum(1) + self.positions()[positions]  # (B, Q, D)
+        _, context, context_mask = self.embed_condition(cond, b, codes.device)
+        index = positions + cache.num_prefix
+        for block, key, value in zip(self.blocks, cache.keys, cache.values):
+            x = block.forward_partial(x, index, (key, value), context, context_mask)
+        return self._logits(x, prefix=0)
+
+    def _embed(self, codes: torch.Tensor, cond: Condition | None):
         b, k, n = codes.shape
         if not self.accepts(k, n):
             longest = "<= " if len(self.spec.shape) == 1 else ""
@@ -125,9 +182,11 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         prefix, context, context_mask = self.embed_condition(cond, b, codes.device)
         if prefix is not None:
             x = torch.cat([prefix, x], dim=1)  # (B, P + N, D)
-        for block in self.blocks:
-            x = block(x, context, context_mask)
-        x = self.norm(x[:, self.num_prefix :])
+        return x, (context, context_mask)
+
+    def _logits(self, x: torch.Tensor, prefix: int | None = None) -> torch.Tensor:
+        """Hidden states [B, P + L, D] -> logits [B, K, L, V] (the first ``prefix`` rows dropped)."""
+        x = self.norm(x[:, self.num_prefix if prefix is None else prefix :])
         logits = torch.einsum("bnd,kvd->bknv", x, self.head_weight)
         return logits + (self.head_bias + self.vocab_bias)[None, :, None, :]
 

@@ -19,6 +19,7 @@ from mgm.io import load_json, save_json
 from mgm.models import Condition, MaskedTransformer
 from mgm.schedules import get_mask_schedule
 from mgm.schedules.groups import get_group_plan
+from mgm.schedules.reuse import ReusePlan
 
 PIPELINE_CONFIG = "pipeline.json"
 
@@ -29,7 +30,8 @@ class DecodeSettings:
 
     ``method="group"`` decodes codebook groups by ``plan`` (a name from mgm.schedules.groups,
     with ``plan_options`` for its builder, e.g. ``{"steps": [20, 10, 10, 10]}``); then
-    ``num_steps`` and ``schedule`` are not used (the plan holds them).
+    ``num_steps`` and ``schedule`` are not used (the plan holds them). ``method="recap"`` takes
+    its reuse plan from ``plan_options`` (``full_first``, ``cheap_per_full``).
     """
 
     method: str = "maskgit"
@@ -48,19 +50,28 @@ class DecodeSettings:
         if unknown:
             raise ValueError(f"unknown decode settings {sorted(unknown)}; expected some of {sorted(names)}")
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        if "plan" in overrides and "plan_options" not in overrides:
-            overrides["plan_options"] = {}  # another plan's options would not fit this one
+        changed = overrides.get("plan", self.plan) != self.plan or overrides.get("method", self.method) != self.method
+        if changed and "plan_options" not in overrides:
+            overrides["plan_options"] = {}  # another plan's or method's options would not fit this one
         new = replace(self, **overrides)
         get_masked_decoder(new.method)
         get_mask_schedule(new.schedule)
         if new.method == "group" and new.plan is None:
             raise ValueError("method='group' needs a plan (e.g. 'soundstorm', 'magnet', 'gipd')")
+        if new.method == "recap":
+            ReusePlan.from_options(new.plan_options)  # unknown or bad reuse options fail here
         return new
 
     def decoder_kwargs(self, num_codebooks: int) -> dict:
         """The method-specific arguments of the decoder call."""
         if self.method == "group":
             return {"plan": get_group_plan(self.plan, num_codebooks, **self.plan_options)}
+        if self.method == "recap":
+            return {
+                "num_steps": self.num_steps,
+                "schedule": self.schedule,
+                "reuse": ReusePlan.from_options(self.plan_options),
+            }
         return {"num_steps": self.num_steps, "schedule": self.schedule}
 
     def nfe(self, num_codebooks: int) -> int:
@@ -80,6 +91,16 @@ class _CountingModel:
         logits = self.model(codes, cond)
         self.bar.update(1)
         return logits
+
+    def forward_cached(self, codes: torch.Tensor, cond: Condition | None):
+        out = self.model.forward_cached(codes, cond)
+        self.bar.update(1)
+        return out
+
+    def forward_partial(self, codes: torch.Tensor, positions: torch.Tensor, cond: Condition | None, cache):
+        out = self.model.forward_partial(codes, positions, cond, cache)
+        self.bar.update(1)
+        return out
 
 
 class MaskedPipeline:
@@ -170,7 +191,7 @@ class MaskedPipeline:
         method_kwargs = settings.decoder_kwargs(spec.num_codebooks)
         device = self.device
         generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
-        codes, nfe = [], 0
+        codes, nfe, compute = [], 0, 0.0
         starts = range(0, num, batch_size)
         total = len(starts) * settings.nfe(spec.num_codebooks)
         bar = tqdm(total=total, desc="decoding", unit="step", disable=not progress)
@@ -194,8 +215,9 @@ class MaskedPipeline:
             )
             codes.append(result.codes)
             nfe += result.nfe
+            compute += result.compute
         bar.close()
-        return DecodeResult(codes=torch.cat(codes), nfe=nfe)
+        return DecodeResult(codes=torch.cat(codes), nfe=nfe, compute=compute)
 
     # -- save / load ----------------------------------------------------------------------------
 

@@ -43,17 +43,20 @@ class ImagePipeline(MaskedPipeline):
         seed: int | None = 0,
         batch_size: int = 64,
         progress: bool = False,
+        plan_options: dict | None = None,
     ) -> torch.Tensor:
         """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1].
 
         ``labels``: class labels (cycled to ``num``), or None to cycle through all classes.
-        Unset decode arguments take the pipeline's defaults (``self.settings``).
+        Unset decode arguments take the pipeline's defaults (``self.settings``); ``plan_options``
+        are the method's plan (e.g. ``{"full_first": 2, "cheap_per_full": 1}`` for recap).
         """
         return self.tokenizer.decode(
             self.generate_codes(
-                num, labels, num_steps, schedule, guidance_scale, temperature, method, seed, batch_size, progress
+                num, labels, num_steps, schedule, guidance_scale, temperature, method, seed, batch_size, progress,
+                plan_options,
             ).codes
-        )
+        )  # fmt: skip
 
     def generate_codes(
         self,
@@ -67,10 +70,11 @@ class ImagePipeline(MaskedPipeline):
         seed=0,
         batch_size=64,
         progress=False,
+        plan_options=None,
     ) -> DecodeResult:
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}: expected an integer >= 1")
-        settings = self._settings(num_steps, schedule, guidance_scale, temperature, method)
+        settings = self._settings(num_steps, schedule, guidance_scale, temperature, method, plan_options)
         return self.decode_codes(
             num, self.resolve_labels(num, labels), settings, seed, batch_size=batch_size, progress=progress
         )
@@ -147,14 +151,17 @@ class ImagePipeline(MaskedPipeline):
     # -- helpers --------------------------------------------------------------------------------
 
     def _settings(
-        self, num_steps=None, schedule=None, guidance_scale=None, temperature=None, method=None
+        self, num_steps=None, schedule=None, guidance_scale=None, temperature=None, method=None, plan_options=None
     ) -> DecodeSettings:
+        if method is not None and method != self.settings.method and plan_options is None:
+            plan_options = {}  # the saved method's plan options would not fit another method
         return self.settings.update(
             num_steps=num_steps,
             schedule=schedule,
             guidance_scale=guidance_scale,
             temperature=temperature,
             method=method,
+            plan_options=plan_options,
         )
 
     def _check_edit(self, images: torch.Tensor, mask: torch.Tensor | None):

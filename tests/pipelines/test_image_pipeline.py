@@ -99,3 +99,14 @@ def test_missing_or_corrupt_pipeline_folder(tiny_image_pipeline, tmp_path):
     (tmp_path / "pipe" / "pipeline.json").unlink()
     with pytest.raises(FileNotFoundError, match="pipeline.json"):
         ImagePipeline.from_pretrained(tmp_path / "pipe")
+
+
+def test_recap_through_the_pipeline(tiny_image_pipeline):
+    pipe = tiny_image_pipeline
+    full = pipe.generate_codes(3, method="recap", plan_options={"full_first": 4}, seed=2)
+    maskgit = pipe.generate_codes(3, method="maskgit", seed=2)
+    assert torch.equal(full.codes, maskgit.codes), "no cheap steps: MaskGIT bit for bit"
+    cheap = pipe.generate_codes(3, method="recap", plan_options={"full_first": 1, "cheap_per_full": 2}, seed=2)
+    assert cheap.nfe == 4 and cheap.compute < 4
+    with pytest.raises(ValueError, match="unknown reuse plan options"):
+        pipe.generate_codes(3, method="recap", plan_options={"cheap": 2})
