@@ -14,12 +14,14 @@ import torch
 from mgm.decoding.canvas import check_condition, check_model_spec, prepare_canvas, resolve_device
 from mgm.decoding.guidance import GuidedModel, MaskedModel, check_guidance_args
 from mgm.decoding.maskgit import iterative_reveal
+from mgm.decoding.recap import CachedGuidedModel, recap_reveal
 from mgm.decoding.result import DecodeResult
 from mgm.decoding.sampling import check_sampling_args
 from mgm.models.conditioning import Condition
 from mgm.schedules import mask_ratio
 from mgm.schedules.annealing import check_annealing
 from mgm.schedules.groups import GroupPlan, get_group_plan
+from mgm.schedules.reuse import ReusePlan
 from mgm.tokens import TokenSpec
 
 
@@ -41,13 +43,16 @@ def group_decode(
     choice_temperature: float = 4.5,
     choice_temperature_annealing: str = "linear",
     device: torch.device | str | None = None,
+    reuse: ReusePlan | None = None,
     **plan_options,
 ) -> DecodeResult:
     """Decode ``codes[B, K, N]`` group by group with any ``model(codes, cond) -> logits[B, K, N, V]``.
 
     Args are those of ``maskgit_decode`` except ``plan``: a GroupPlan or a plan name
     ("soundstorm", "magnet", "gipd", "joint") whose builder takes ``plan_options`` (e.g.
-    ``steps=[20, 10, 10, 10]``). ``nfe`` is the sum of the groups' steps.
+    ``steps=[20, 10, 10, 10]``). ``nfe`` is the sum of the groups' steps. With ``reuse`` (a
+    ReusePlan) each group is decoded by ReCAP's full and cheap steps (``recap_decode``), and
+    ``compute`` counts full-pass equivalents.
     """
     device = resolve_device(model, init_codes, device)
     check_model_spec(model, spec)
@@ -60,19 +65,27 @@ def group_decode(
     codes = prepare_canvas(spec, batch_size, init_codes, editable, device)
     check_condition(cond, codes.shape[0], model)
     cond = None if cond is None else cond.to(device)
+    if reuse is not None and not isinstance(reuse, ReusePlan):
+        raise ValueError(f"reuse: expected a mgm.schedules.reuse.ReusePlan or None, got {type(reuse).__name__}")
 
-    guided = GuidedModel(model, cond)
+    guided = GuidedModel(model, cond) if reuse is None else CachedGuidedModel(model, cond, guidance_scale > 0)
     in_group = plan.group_masks(device)  # (G, K)
-    trace = []
+    trace, compute = [], 0.0
     for g, num_steps in enumerate(plan.steps):
         candidates = spec.is_masked(codes) & in_group[g][None, :, None]
         scales = [_scale_at(guidance_scale, plan, t, num_steps) for t in range(num_steps)]
-        codes, records = iterative_reveal(
-            guided, spec, codes, candidates, num_steps, plan.schedule, scales, temperature, top_k, top_p,
-            choice_temperature, choice_temperature_annealing, generator, span=plan.span, first_step=len(trace),
-        )  # fmt: skip
+        args = (spec, codes, candidates, num_steps, plan.schedule, scales)
+        sampling = (temperature, top_k, top_p, choice_temperature, choice_temperature_annealing, generator)
+        if reuse is None:
+            codes, records = iterative_reveal(guided, *args, *sampling, span=plan.span, first_step=len(trace))
+            compute += num_steps
+        else:
+            codes, records, cost = recap_reveal(
+                guided, *args, reuse.kinds(num_steps), *sampling, span=plan.span, first_step=len(trace)
+            )
+            compute += cost
         trace.extend(records)
-    return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace)
+    return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace, compute=compute)
 
 
 def _scale_at(scale: float, plan: GroupPlan, step: int, num_steps: int) -> float:

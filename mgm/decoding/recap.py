@@ -25,6 +25,7 @@ from mgm.decoding.sampling import check_sampling_args, gumbel_noise, sample_toke
 from mgm.models.conditioning import Condition
 from mgm.schedules import choice_temperature_at, get_mask_schedule, guidance_scale_at, masked_counts, ranks
 from mgm.schedules.annealing import check_annealing
+from mgm.schedules.groups import span_scores
 from mgm.schedules.mask import MaskSchedule
 from mgm.schedules.reuse import ReusePlan
 from mgm.tokens import TokenSpec
@@ -106,12 +107,41 @@ def recap_decode(
     if passes.cond is not None:
         passes.cond = passes.cond.to(device)
 
-    kinds = reuse.kinds(num_steps)
     candidates = spec.is_masked(codes)
+    scales = [guidance_scale_at(guidance_scale, t, num_steps, guidance_annealing) for t in range(num_steps)]
+    codes, trace, compute = recap_reveal(
+        passes, spec, codes, candidates, num_steps, schedule, scales, reuse.kinds(num_steps), temperature, top_k,
+        top_p, choice_temperature, choice_temperature_annealing, generator,
+    )  # fmt: skip
+    return DecodeResult(codes=codes, nfe=num_steps, trace=trace, compute=compute)
+
+
+def recap_reveal(
+    passes: CachedGuidedModel,
+    spec: TokenSpec,
+    codes: torch.Tensor,
+    candidates: torch.Tensor,
+    num_steps: int,
+    schedule: str | MaskSchedule,
+    scales: list[float],
+    kinds: tuple[bool, ...],
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    choice_temperature: float,
+    choice_temperature_annealing: str,
+    generator: torch.Generator | None,
+    span: int = 1,
+    first_step: int = 0,
+) -> tuple[torch.Tensor, list, float]:
+    """The ReCAP loop over the masked ``candidates`` [B, K, N] of ``codes`` (as ``iterative_reveal``,
+    with ``kinds[t]`` True for a full step, False for a cheap one); returns (codes, trace, compute)."""
+    b, k, n = codes.shape
+    device = codes.device
     plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T): masked after each step
     trace, compute, cache, chunk = [], 0.0, None, None
     for step in range(num_steps):
-        scale = guidance_scale_at(guidance_scale, step, num_steps, guidance_annealing)
+        scale = scales[step]
         tau = choice_temperature_at(choice_temperature, step, num_steps, choice_temperature_annealing)
         if kinds[step]:
             logits, cache = passes.full(codes, scale)  # (B, K, N, V)
@@ -120,8 +150,7 @@ def recap_decode(
             sampled = sample_tokens(logits, temperature, top_k, top_p, generator)  # (B, K, N)
             log_probs = logits.float().log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
             confidence = log_probs if tau == 0 else log_probs + tau * gumbel_noise(log_probs.shape, generator, device)
-            confidence = confidence.masked_fill(~candidates, float("inf"))
-            order = ranks(confidence.flatten(1)).view_as(codes)
+            order = ranks(span_scores(confidence, candidates, span).flatten(1)).view_as(codes)
             # The chunk: every token revealed from now until the next full step (this step's share first).
             last = _last_cheap_step(kinds, step)
             chunk = candidates & (order >= plan[:, last : last + 1, None])
@@ -142,8 +171,7 @@ def recap_decode(
             log_probs = spare.scatter(2, slot, log_probs_q)[..., :n]
             confidence = spare.scatter(2, slot, noised_q)[..., :n]
             active = candidates & chunk
-            confidence = confidence.masked_fill(~active, float("inf"))
-            order = ranks(confidence.flatten(1)).view_as(codes)
+            order = ranks(span_scores(confidence, active, span).flatten(1)).view_as(codes)
             queries = positions.shape[1]
         # MaskGIT's rule: the plan[:, step] least confident candidates stay masked; masked tokens
         # outside the chunk are not ranked at a cheap step and all stay masked.
@@ -153,10 +181,10 @@ def recap_decode(
         codes = torch.where(revealed, sampled, codes)
         candidates = candidates & ~revealed
         compute += queries / n
-        record = _record(step, revealed, log_probs, scale, tau)
+        record = _record(first_step + step, revealed, log_probs, scale, tau)
         record.full, record.queries = kinds[step], queries
         trace.append(record)
-    return DecodeResult(codes=codes, nfe=num_steps, trace=trace, compute=compute)
+    return codes, trace, compute
 
 
 def _last_cheap_step(kinds: tuple[bool, ...], step: int) -> int:
