@@ -100,3 +100,16 @@ def prepare_canvas(
     if bool((spec.is_masked(init_codes) & ~editable).any()):
         raise ValueError("init_codes holds mask ids outside editable: every fixed token needs a value")
     return torch.where(editable, spec.mask_tensor(device), init_codes)
+
+
+def check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_annealing) -> None:
+    """The checks every MaskGIT-style decoder shares: token sampling, guidance, confidence noise."""
+    from mgm.decoding.guidance import check_guidance_args
+    from mgm.decoding.sampling import check_sampling_args
+    from mgm.schedules.annealing import check_annealing
+
+    check_sampling_args(temperature, top_k, top_p)
+    check_guidance_args(guidance_scale, cond)
+    check_annealing(choice_annealing, "choice_temperature_annealing")
+    if not choice_temperature >= 0:
+        raise ValueError(f"choice_temperature={choice_temperature}: expected a number >= 0")

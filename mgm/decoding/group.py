@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from mgm.decoding.canvas import check_condition, check_model_spec, prepare_canvas, resolve_device
-from mgm.decoding.guidance import GuidedModel, MaskedModel, check_guidance_args
+from mgm.decoding.canvas import check_condition, check_model_spec, check_reveal_args, prepare_canvas, resolve_device
+from mgm.decoding.guidance import GuidedModel, MaskedModel
 from mgm.decoding.maskgit import iterative_reveal
 from mgm.decoding.recap import CachedGuidedModel, recap_reveal
 from mgm.decoding.result import DecodeResult
-from mgm.decoding.sampling import check_sampling_args
 from mgm.models.conditioning import Condition
 from mgm.schedules import mask_ratio
-from mgm.schedules.annealing import check_annealing
 from mgm.schedules.groups import GroupPlan, get_group_plan
 from mgm.schedules.reuse import ReusePlan
 from mgm.tokens import TokenSpec
@@ -57,11 +55,7 @@ def group_decode(
     device = resolve_device(model, init_codes, device)
     check_model_spec(model, spec)
     plan = get_group_plan(plan, spec.num_codebooks, **plan_options)
-    check_sampling_args(temperature, top_k, top_p)
-    check_guidance_args(guidance_scale, cond)
-    check_annealing(choice_temperature_annealing, "choice_temperature_annealing")
-    if not choice_temperature >= 0:
-        raise ValueError(f"choice_temperature={choice_temperature}: expected a number >= 0")
+    check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
     codes = prepare_canvas(spec, batch_size, init_codes, editable, device)
     check_condition(cond, codes.shape[0], model)
     cond = None if cond is None else cond.to(device)

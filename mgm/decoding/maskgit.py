@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from mgm.decoding.canvas import check_condition, check_model_spec, check_positive_int, prepare_canvas, resolve_device
-from mgm.decoding.guidance import GuidedModel, MaskedModel, check_guidance_args
+from mgm.decoding.canvas import (
+    check_condition,
+    check_model_spec,
+    check_positive_int,
+    check_reveal_args,
+    prepare_canvas,
+    resolve_device,
+)
+from mgm.decoding.guidance import GuidedModel, MaskedModel
 from mgm.decoding.result import DecodeResult, StepRecord
-from mgm.decoding.sampling import check_sampling_args, gumbel_noise, sample_tokens
+from mgm.decoding.sampling import gumbel_noise, sample_tokens
 from mgm.models.conditioning import Condition
 from mgm.schedules import (
     choice_temperature_at,
@@ -70,12 +77,8 @@ def maskgit_decode(
     check_model_spec(model, spec)
     check_positive_int(num_steps, "num_steps")
     get_mask_schedule(schedule)
-    check_sampling_args(temperature, top_k, top_p)
-    check_guidance_args(guidance_scale, cond)
-    check_annealing(choice_temperature_annealing, "choice_temperature_annealing")
+    check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
     check_annealing(guidance_annealing, "guidance_annealing")
-    if not choice_temperature >= 0:
-        raise ValueError(f"choice_temperature={choice_temperature}: expected a number >= 0")
     codes = prepare_canvas(spec, batch_size, init_codes, editable, device)
     batch = codes.shape[0]
     check_condition(cond, batch, model)

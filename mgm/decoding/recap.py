@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import torch
 
-from mgm.decoding.canvas import check_condition, check_model_spec, check_positive_int, prepare_canvas, resolve_device
-from mgm.decoding.guidance import check_guidance_args, guide
+from mgm.decoding.canvas import (
+    check_condition,
+    check_model_spec,
+    check_positive_int,
+    check_reveal_args,
+    prepare_canvas,
+    resolve_device,
+)
+from mgm.decoding.guidance import guide
 from mgm.decoding.maskgit import _check_logits, _record
 from mgm.decoding.result import DecodeResult
-from mgm.decoding.sampling import check_sampling_args, gumbel_noise, sample_tokens
+from mgm.decoding.sampling import gumbel_noise, sample_tokens
 from mgm.models.conditioning import Condition
 from mgm.schedules import choice_temperature_at, get_mask_schedule, guidance_scale_at, masked_counts, ranks
 from mgm.schedules.annealing import check_annealing
@@ -89,12 +96,8 @@ def recap_decode(
     check_model_spec(model, spec)
     check_positive_int(num_steps, "num_steps")
     get_mask_schedule(schedule)
-    check_sampling_args(temperature, top_k, top_p)
-    check_guidance_args(guidance_scale, cond)
-    check_annealing(choice_temperature_annealing, "choice_temperature_annealing")
+    check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
     check_annealing(guidance_annealing, "guidance_annealing")
-    if not choice_temperature >= 0:
-        raise ValueError(f"choice_temperature={choice_temperature}: expected a number >= 0")
     if reuse is None:
         options = {k: v for k, v in (("full_first", full_first), ("cheap_per_full", cheap_per_full)) if v is not None}
         reuse = ReusePlan(**options)
