@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench pretrained-image clean
+.PHONY: install test lint demo bench pretrained-image pretrained-audio clean
 
 install: $(STAMP)
 
@@ -31,8 +31,16 @@ pretrained-image: $(STAMP)
 	cp -r outputs/image/pipeline mgm/pretrained/image_shapes
 	cp -r outputs/image/classifier/model mgm/pretrained/shapes_classifier
 
+pretrained-audio: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/codec_tones.yaml
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/transformer_tones.yaml
+	rm -rf mgm/pretrained/audio_tones
+	cp -r outputs/audio/pipeline mgm/pretrained/audio_tones
+
 bench: $(STAMP)
-	$(PY) benchmarks/image_quality.py --num 512 --num-steps 4 8 12 --out benchmarks/results/image_quality.json
+	$(PY) benchmarks/image_quality.py --num 512 --num-steps 12 24 --guidance-scale 0 3 --out benchmarks/results/image_quality.json
+	$(PY) benchmarks/recap_speed.py --out benchmarks/results/recap_speed.json --markdown benchmarks/results/recap_speed.md
+	test ! -d mgm/pretrained/audio_tones || $(PY) benchmarks/audio_quality.py --out benchmarks/results/audio_quality.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mgm tests

@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from mgm.data.codes import save_codes
-from mgm.decoding import MASKED_DECODERS, maskgit_decode
+from mgm.decoding import MASKED_DECODERS, get_masked_decoder
 from mgm.models import Condition, MaskedTransformer
+from mgm.schedules.reuse import ReusePlan
 
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
 AUDIO_TASKS = ("sample", "continue", "infill")
@@ -81,8 +82,11 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     labels = None
     if args.labels:
         labels = torch.tensor(args.labels, device=args.device).repeat(args.num // len(args.labels) + 1)[: args.num]
+    if args.method == "group":
+        raise SystemExit("error: codes supports --method maskgit or recap (group plans: generate.py audio)")
+    extra = {"reuse": ReusePlan.from_options(_reuse_options(args) or {})} if args.method == "recap" else {}
     generator = torch.Generator(args.device).manual_seed(args.seed)
-    result = maskgit_decode(
+    result = get_masked_decoder(args.method)(
         model,
         model.spec,
         batch_size=args.num,
@@ -92,6 +96,7 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
         guidance_scale=args.guidance_scale,
         temperature=args.temperature,
         generator=generator,
+        **extra,
     )
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
 
