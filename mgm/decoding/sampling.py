@@ -54,3 +54,16 @@ def sample_tokens(
     if temperature == 0:
         return logits.argmax(-1)
     return (logits / temperature + gumbel_noise(logits.shape, generator, logits.device)).argmax(-1)
+
+
+def token_distribution(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """The distribution ``sample_tokens`` draws from, as probabilities [..., V] (float64).
+
+    softmax(filter(logits) / T); at temperature 0 a point mass on the argmax (ties: first index).
+    """
+    logits = filter_logits(logits.float(), top_k, top_p)
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).double()
+    return (logits.double() / temperature).softmax(-1)

@@ -1,6 +1,7 @@
 """Networks: they map tokens (and a condition) to logits and never run a decoding loop."""
 
+from mgm.models.ar_transformer import ARCache, ARTransformer
 from mgm.models.conditioning import Condition
 from mgm.models.masked_transformer import MaskedTransformer
 
-__all__ = ["Condition", "MaskedTransformer"]
+__all__ = ["ARCache", "ARTransformer", "Condition", "MaskedTransformer"]

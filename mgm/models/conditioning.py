@@ -73,6 +73,11 @@ class Condition:
         current = self.dropped(drop.shape[0], drop.device)
         return replace(self, drop=current | drop)
 
+    def select(self, index) -> Condition:
+        """The rows ``index`` (an int keeps a batch of one)."""
+        index = slice(index, index + 1) if isinstance(index, int) else index
+        return replace(self, **{f.name: _select(getattr(self, f.name), index) for f in fields(self)})
+
     def to(self, device: torch.device | str) -> Condition:
         return replace(self, **{f.name: _to(getattr(self, f.name), device) for f in fields(self)})
 
@@ -93,3 +98,7 @@ class Condition:
 
 def _to(value: torch.Tensor | None, device: torch.device | str) -> torch.Tensor | None:
     return None if value is None else value.to(device)
+
+
+def _select(value: torch.Tensor | None, index) -> torch.Tensor | None:
+    return None if value is None else value[index]

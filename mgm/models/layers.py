@@ -36,15 +36,18 @@ class Attention(nn.Module):
         key_mask: torch.Tensor | None = None,
         is_causal: bool = False,
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: [B, L, D]; context: [B, S, Dc] or None (= x); key_mask: BoolTensor[B, S], True = attend.
 
         ``keys_values``: precomputed (keys, values) [B, H, S, E] to attend to instead of projecting
-        ``context`` / ``x`` (the feature-reuse path).
+        ``context`` / ``x`` (the feature-reuse and KV-cache paths). ``attn_mask``: BoolTensor
+        broadcastable to [B, H, L, S], True = attend.
         """
         q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)
         k, v = keys_values if keys_values is not None else self.keys_values(x if context is None else context)
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        if key_mask is not None:
+            attn_mask = key_mask[:, None, None, :] if attn_mask is None else attn_mask & key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
         )

@@ -1,0 +1,141 @@
+"""Decoder-only autoregressive transformer over flattened tokens: ``model(tokens, cond, cache=None)``.
+
+Contract (DESIGN.md): ``tokens`` LongTensor[B, L] -> logits [B, L + 1, V], where ``logits[:, i]``
+is the distribution of token i given ``tokens[:, :i]`` and the condition (``logits[:, 0]`` is
+the first token's), L >= 0. The condition is one prefix token: a class label, the learned null
+label for classifier-free guidance, or a learned start token for an unconditional model.
+
+With a cache (``ARCache``), a call feeds the tokens that follow the cached ones and returns
+logits [B, M + 1, V] where ``logits[:, j]`` is the distribution of token ``cache.length + j``;
+the new tokens' keys/values are appended, and ``cache.truncate(n)`` rolls back to n tokens
+(speculative decoding rejects drafts that way). Multi-codebook tokens are flattened before
+(frame-major: all K codebooks of frame 0, then frame 1, ...).
+
+Legend: B batch, L tokens, P = 1 prefix token, D width, H heads, E head width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mgm.io import PretrainedMixin
+from mgm.models.conditioning import Condition
+from mgm.models.layers import Block, init_weights
+
+
+@dataclass
+class ARCache:
+    """Keys/values [B, H, P + n, E] per block and final hidden states [B, P + n, D] of the prefix
+    and the first n tokens. Start with ``ARCache()``; the model fills it."""
+
+    keys: list[torch.Tensor] | None = None
+    values: list[torch.Tensor] | None = None
+    hidden: torch.Tensor | None = None
+    num_prefix: int = 1
+
+    @property
+    def length(self) -> int:
+        """Tokens cached (the prefix not counted); 0 for an empty cache."""
+        return 0 if self.hidden is None else self.hidden.shape[1] - self.num_prefix
+
+    def truncate(self, length: int) -> None:
+        """Keep the first ``length`` tokens (plus the prefix)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"length={length}: expected 0 <= length <= {self.length} cached tokens")
+        keep = self.num_prefix + length
+        self.keys = [k[:, :, :keep] for k in self.keys]
+        self.values = [v[:, :, :keep] for v in self.values]
+        self.hidden = self.hidden[:, :keep]
+
+
+class ARTransformer(PretrainedMixin, nn.Module):
+    """Pre-norm causal transformer, learned positions, SDPA.
+
+    Args:
+        vocab_size: V.
+        max_length: the longest token sequence (learned positions).
+        dim, depth, num_heads, mlp_ratio, dropout: transformer size.
+        num_classes: class labels for conditioning (0 = unconditional, a learned start token).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_length: int,
+        dim: int = 256,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        num_classes: int = 0,
+    ):
+        super().__init__()
+        if vocab_size < 1 or max_length < 1 or num_classes < 0:
+            raise ValueError(
+                f"vocab_size={vocab_size}, max_length={max_length}, num_classes={num_classes}: expected "
+                "vocab_size >= 1, max_length >= 1, num_classes >= 0"
+            )
+        self.config = dict(
+            vocab_size=vocab_size, max_length=max_length, dim=dim, depth=depth, num_heads=num_heads,
+            mlp_ratio=mlp_ratio, dropout=dropout, num_classes=num_classes,
+        )  # fmt: skip
+        self.vocab_size, self.max_length, self.num_classes = vocab_size, max_length, num_classes
+        self.token_emb = nn.Embedding(vocab_size, dim)
+        self.pos_emb = nn.Parameter(torch.zeros(max_length, dim))
+        # Row num_classes is the null label (CFG); an unconditional model has only that row.
+        self.label_emb = nn.Embedding(num_classes + 1, dim)
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab_size)
+        self.apply(init_weights)
+        nn.init.normal_(self.pos_emb, std=0.02)
+
+    def prefix(self, cond: Condition | None, batch_size: int, device: torch.device) -> torch.Tensor:
+        """The condition prefix [B, 1, D]: label embeddings, null where dropped or absent."""
+        null = torch.full((batch_size,), self.num_classes, dtype=torch.long, device=device)
+        labels = null
+        if cond is not None and cond.labels is not None:
+            if not self.num_classes:
+                raise ValueError("cond.labels given, but the model has num_classes=0 (no class conditioning)")
+            labels = torch.where(cond.dropped(batch_size, device), null, cond.labels.to(device))
+        if cond is not None and cond.context is not None:
+            raise ValueError("cond.context given, but ARTransformer conditions on class labels only")
+        return self.label_emb(labels)[:, None]
+
+    def forward(self, tokens: torch.Tensor, cond: Condition | None = None, cache: ARCache | None = None):
+        """tokens [B, L] -> logits [B, L + 1, V] (see the module doc for the cached form)."""
+        b, new = tokens.shape
+        start = 0 if cache is None else cache.length
+        if start + new > self.max_length:
+            raise ValueError(f"tokens: {start} cached + {new} new exceed max_length={self.max_length}")
+        if new == 0 and cache is not None and cache.hidden is not None:
+            return self.head(cache.hidden[:, -1:])  # nothing new: the next token's distribution
+        x = self.token_emb(tokens) + self.pos_emb[start : start + new]
+        if cache is None or cache.hidden is None:
+            x = torch.cat([self.prefix(cond, b, tokens.device), x], dim=1)  # (B, 1 + L, D)
+            past = None
+        else:
+            past = (cache.keys, cache.values)
+        total = x.shape[1] + (0 if past is None else past[0][0].shape[2])
+        # Query i (sequence index total - len(x) + i) sees keys up to its own index.
+        rows = torch.arange(total - x.shape[1], total, device=x.device)
+        causal = rows[:, None] >= torch.arange(total, device=x.device)[None, :]  # (Lq, S)
+        keys, values = [], []
+        for layer, block in enumerate(self.blocks):
+            h = block.norm1(x)
+            k, v = block.attn.keys_values(h)
+            if past is not None:
+                k, v = torch.cat([past[0][layer], k], 2), torch.cat([past[1][layer], v], 2)
+            keys.append(k)
+            values.append(v)
+            x = x + block.dropout(block.attn(h, keys_values=(k, v), attn_mask=causal))
+            x = x + block.mlp(block.norm2(x))
+        hidden = self.norm(x)
+        if cache is not None:
+            cache.keys, cache.values = keys, values
+            cache.hidden = hidden if cache.hidden is None else torch.cat([cache.hidden, hidden], 1)
+            hidden = cache.hidden[:, -(new + 1) :]  # the last cached position predicts the first new token
+        return self.head(hidden)
