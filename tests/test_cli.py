@@ -187,6 +187,21 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
     assert (tmp_path / "codes.safetensors").is_file() and (tmp_path / "pipe" / "pipeline.json").is_file()
     assert list((tmp_path / "samples").glob("*.png"))
 
+    ar = [
+        "--model.init_args.model.init_args.vocab_size=32",
+        "--model.init_args.model.init_args.dim=32",
+        "--model.init_args.model.init_args.depth=1",
+        "--model.init_args.model.init_args.num_heads=2",
+        f"--data.init_args.tokenizer={tok}",
+        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",  # reused: same tokenizer and images
+        "--data.init_args.images.init_args.num_images=64",
+        "--data.init_args.images.init_args.image_size=16",
+        "--data.init_args.batch_size=8",
+        f"--trainer.callbacks.init_args.directory={tmp_path / 'ar'}",
+    ]
+    train.main(["fit", "--config", str(ROOT / "configs/image/ar_shapes.yaml"), *common, *ar])
+    assert (tmp_path / "ar" / "config.json").is_file()
+
 
 def test_generate_audio_sample_continue_infill(tiny_audio_pipeline, tmp_path, capsys):
     from mgm.data.audio_io import read_audio

@@ -1,11 +1,13 @@
 """Lightning systems (steps, optimiser, logging) and DataModules; networks live in mgm.models."""
 
+from mgm.training.ar import ARTraining
 from mgm.training.callbacks import ImageSampleGrid, SavePipeline, SavePretrained
 from mgm.training.codec import CodecTraining
 from mgm.training.datamodules import CodesDataModule, CodesFileDataModule, MarkovCodesDataModule
 from mgm.training.masked import MaskedTokenTraining, condition_from_batch
 
 __all__ = [
+    "ARTraining",
     "CodecTraining",
     "CodesDataModule",
     "ImageSampleGrid",
