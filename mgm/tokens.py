@@ -107,3 +107,14 @@ def _describe(x: object) -> str:
     if isinstance(x, torch.Tensor):
         return f"tensor of dtype {x.dtype} and shape {tuple(x.shape)}"
     return type(x).__name__
+
+
+def flatten_codes(codes: torch.Tensor) -> torch.Tensor:
+    """codes [B, K, N] -> tokens [B, N * K], frame-major."""
+    return codes.transpose(1, 2).reshape(codes.shape[0], -1)
+
+
+def unflatten_codes(tokens: torch.Tensor, num_codebooks: int) -> torch.Tensor:
+    """tokens [B, N * K] -> codes [B, K, N]."""
+    b = tokens.shape[0]
+    return tokens.view(b, -1, num_codebooks).transpose(1, 2)

@@ -246,3 +246,18 @@ def test_generate_image_with_recap(tiny_image_pipeline, tmp_path):
     assert len(paths) == 4
     with pytest.raises(SystemExit, match="--method recap"):
         generate.main(["image", "--cheap-per-full", "2", "--overwrite", *common])
+
+
+def test_generate_image_from_an_ar_pipeline(tiny_vq, tmp_path):
+    from mgm.models import ARTransformer
+    from mgm.pipelines import ARImagePipeline
+
+    torch.manual_seed(0)
+    model = ARTransformer(vocab_size=32, max_length=64, dim=32, depth=1, num_heads=2, num_classes=3)
+    folder = ARImagePipeline(tiny_vq, model, class_names=["a", "b", "c"]).save_pretrained(tmp_path / "ar")
+    common = ["--model", str(folder), "--device", "cpu", "--out", str(tmp_path / "out"), "--num", "2"]
+    assert len(generate.main(["image", "--method", "sjd", "--window", "4", "--init", "above", *common])) == 3
+    with pytest.raises(SystemExit, match="--method ar or sjd"):
+        generate.main(["image", "--method", "recap", "--overwrite", *common])
+    with pytest.raises(SystemExit, match="AR image pipeline"):
+        generate.main(["image", "--method", "sjd", "--device", "cpu", "--out", str(tmp_path / "x")])

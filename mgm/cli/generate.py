@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--direction", default="right", help="outpaint: left, right, up or down")
     image.add_argument("--amount", type=int, help="outpaint: pixels to slide (default: a quarter)")
     image.add_argument("--strength", type=float, default=0.5, help="variations: share of tokens re-drawn")
+    image.add_argument("--window", type=int, help="sjd: draft window length (AR pipelines)")
+    image.add_argument("--init", choices=["random", "prev", "above"], help="sjd: how drafts are initialised")
     _add_decode_args(image, defaults_from_model=True)
     audio = sub.add_parser("audio", help="audio clips from an AudioPipeline (default: the shipped one)")
     audio.add_argument("task", nargs="?", choices=AUDIO_TASKS, default="sample")
@@ -62,7 +64,8 @@ def _add_decode_args(parser: argparse.ArgumentParser, defaults_from_model: bool 
     parser.add_argument("--num", type=int, default=8, help="samples to generate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-steps", type=int, default=default(12))
-    parser.add_argument("--method", choices=sorted(MASKED_DECODERS), default=default("maskgit"))
+    methods = sorted(MASKED_DECODERS) + (["ar", "sjd"] if defaults_from_model else [])
+    parser.add_argument("--method", choices=methods, default=default("maskgit"))
     parser.add_argument("--schedule", default=default("cosine"))
     parser.add_argument("--temperature", type=float, default=default(1.0))
     parser.add_argument("--guidance-scale", type=float, default=default(0.0))
@@ -110,10 +113,43 @@ def _reuse_options(args: argparse.Namespace) -> dict | None:
     return options or None
 
 
+def _pipeline_class(folder: str) -> str | None:
+    from mgm.io import load_json
+
+    path = Path(folder) / "pipeline.json"
+    return load_json(path).get("_class_name") if path.is_file() else None
+
+
+def generate_ar_images(args: argparse.Namespace) -> list[Path]:
+    from mgm.pipelines import ARImagePipeline
+    from mgm.pipelines.image_io import image_grid, write_pngs
+
+    if args.task != "sample":
+        raise SystemExit(f"error: an AR pipeline samples images; {args.task} needs a masked ImagePipeline")
+    if args.method not in (None, "ar", "sjd"):
+        raise SystemExit(f"error: an AR pipeline decodes with --method ar or sjd, not {args.method}")
+    pipe = ARImagePipeline.from_pretrained(args.model, args.device)
+    decode = dict(method=args.method, temperature=args.temperature, guidance_scale=args.guidance_scale,
+                  window=args.window, init=args.init)  # fmt: skip
+    images = pipe.generate(args.num, args.labels, args.seed, progress=True, **decode)
+    files = {f"sample_{i:03d}.png": image for i, image in enumerate(images)}
+    files["sample_grid.png"] = image_grid(images)
+    try:
+        return write_pngs(files, args.out, overwrite=args.overwrite)
+    except FileExistsError as e:
+        raise SystemExit(f"error: {e}") from e
+
+
 def generate_images(args: argparse.Namespace) -> list[Path]:
     from mgm.pipelines import ImagePipeline
     from mgm.pipelines.image_io import image_grid, read_image, read_mask, write_pngs
 
+    if args.model and _pipeline_class(args.model) == "ARImagePipeline":
+        return generate_ar_images(args)
+    if args.method in ("ar", "sjd"):
+        raise SystemExit(
+            f"error: --method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)"
+        )
     pipe = ImagePipeline.from_pretrained(args.model, args.device) if args.model else ImagePipeline.default(args.device)
     decode = dict(
         num_steps=args.num_steps,

@@ -1,5 +1,6 @@
 """Modality pipelines: tokenizer + masked transformer + decode defaults, saved as one folder."""
 
+from mgm.pipelines.ar_image import ARDecodeSettings, ARImagePipeline
 from mgm.pipelines.base import DecodeSettings, MaskedPipeline
 from mgm.pipelines.image import ImagePipeline
 
@@ -13,4 +14,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'mgm.pipelines' has no attribute {name!r}")
 
 
-__all__ = ["AudioPipeline", "DecodeSettings", "ImagePipeline", "MaskedPipeline"]
+__all__ = ["ARDecodeSettings", "ARImagePipeline", "AudioPipeline", "DecodeSettings", "ImagePipeline", "MaskedPipeline"]

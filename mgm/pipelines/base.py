@@ -107,6 +107,8 @@ class MaskedPipeline:
     """Base of the modality pipelines. Subclasses add the tokenizer and the modality's I/O."""
 
     tokenizer_class: type
+    model_class: type = MaskedTransformer
+    settings_class: type = DecodeSettings
 
     def __init__(
         self,
@@ -118,7 +120,7 @@ class MaskedPipeline:
         self.check_specs(tokenizer, transformer)
         self.tokenizer = tokenizer.eval()
         self.transformer = transformer.eval()
-        self.settings = settings or DecodeSettings()
+        self.settings = settings or self.settings_class()
         self.class_names = list(class_names) if class_names else None
 
     @staticmethod
@@ -248,6 +250,6 @@ class MaskedPipeline:
         if config.get("_class_name") != cls.__name__:
             raise ValueError(f"{directory}: holds a {config.get('_class_name')}, not a {cls.__name__}")
         tokenizer = cls.tokenizer_class.from_pretrained(directory / "tokenizer")
-        transformer = MaskedTransformer.from_pretrained(directory / "transformer")
-        settings = DecodeSettings(**config.get("settings", {}))
+        transformer = cls.model_class.from_pretrained(directory / "transformer")
+        settings = cls.settings_class(**config.get("settings", {}))
         return cls(tokenizer, transformer, settings, config.get("class_names")).to(device)

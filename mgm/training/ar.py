@@ -1,7 +1,7 @@
 """Autoregressive training: next-token cross-entropy for an ARTransformer on the same codes files.
 
 Codes [B, K, N] are flattened frame-major (all K codebooks of position 0, then position 1, ...;
-raster order for images, K = 1) by ``flatten_codes``; ``unflatten_codes`` undoes it. The
+raster order for images, K = 1) by ``mgm.tokens.flatten_codes``; ``unflatten_codes`` undoes it. The
 condition is dropped (null label) with ``cond_drop_prob`` so classifier-free guidance works.
 """
 
@@ -12,19 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from mgm.models.ar_transformer import ARTransformer
+from mgm.tokens import flatten_codes
 from mgm.training.masked import condition_from_batch
 from mgm.training.optim import adamw_with_warmup_cosine
-
-
-def flatten_codes(codes: torch.Tensor) -> torch.Tensor:
-    """codes [B, K, N] -> tokens [B, N * K], frame-major."""
-    return codes.transpose(1, 2).reshape(codes.shape[0], -1)
-
-
-def unflatten_codes(tokens: torch.Tensor, num_codebooks: int) -> torch.Tensor:
-    """tokens [B, N * K] -> codes [B, K, N]."""
-    b = tokens.shape[0]
-    return tokens.view(b, -1, num_codebooks).transpose(1, 2)
 
 
 class ARTraining(L.LightningModule):

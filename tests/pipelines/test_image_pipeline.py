@@ -110,3 +110,30 @@ def test_recap_through_the_pipeline(tiny_image_pipeline):
     assert cheap.nfe == 4 and cheap.compute < 4
     with pytest.raises(ValueError, match="unknown reuse plan options"):
         pipe.generate_codes(3, method="recap", plan_options={"cheap": 2})
+
+
+@pytest.fixture
+def tiny_ar_pipeline(tiny_vq):
+    from mgm.models import ARTransformer
+    from mgm.pipelines import ARDecodeSettings, ARImagePipeline
+
+    torch.manual_seed(0)
+    model = ARTransformer(vocab_size=32, max_length=64, dim=32, depth=1, num_heads=2, num_classes=3)
+    return ARImagePipeline(tiny_vq, model, ARDecodeSettings(window=8), ["a", "b", "c"])
+
+
+def test_ar_pipeline_ar_and_sjd_and_round_trip(tiny_ar_pipeline, tmp_path):
+    pipe = tiny_ar_pipeline
+    images = pipe.generate(3, labels=[0, 2], method="ar", seed=0)
+    assert images.shape == (3, 3, 16, 16)
+    greedy_ar = pipe.generate_codes(2, method="ar", temperature=0.0)
+    greedy_sjd = pipe.generate_codes(2, method="sjd", temperature=0.0, init="above")
+    assert torch.equal(greedy_ar.codes, greedy_sjd.codes) and greedy_ar.codes.shape == (2, 1, 64)
+    assert greedy_sjd.nfe <= greedy_ar.nfe
+    pipe.save_pretrained(tmp_path / "ar")
+    from mgm.pipelines import ARImagePipeline
+
+    loaded = ARImagePipeline.from_pretrained(tmp_path / "ar")
+    assert torch.equal(loaded.generate_codes(2, seed=3).codes, pipe.generate_codes(2, seed=3).codes)
+    with pytest.raises(ValueError, match="method='maskgit'"):
+        pipe.generate(2, method="maskgit")

@@ -1,8 +1,8 @@
 import torch
 
 from mgm.models import ARTransformer
+from mgm.tokens import flatten_codes, unflatten_codes
 from mgm.training import ARTraining
-from mgm.training.ar import flatten_codes, unflatten_codes
 from mgm.training.datamodules import MarkovCodesDataModule
 from tests.conftest import quiet_trainer
 
