@@ -91,6 +91,8 @@ class CodecTraining(L.LightningModule):
     lr, weight_decay, betas, warmup_steps: AdamW, linear warm-up then cosine decay (EnCodec's lr and betas).
     num_audio_samples: validation reconstructions written as WAV (the first batch's first clips).
     sample_dir: where they go (default: the trainer's log dir; nothing is written without one).
+    init_from: a saved EncodecTokenizer folder whose weights (codebooks included) replace the
+        tokenizer's before training: fine-tuning (use with codebook_init="keep", quantize_after=0).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class CodecTraining(L.LightningModule):
         warmup_steps: int = 100,
         num_audio_samples: int = 4,
         sample_dir: str | None = None,
+        init_from: str | None = None,
     ):
         super().__init__()
         if codebook_init not in CODEBOOK_INITS:
@@ -134,6 +137,11 @@ class CodecTraining(L.LightningModule):
             for book in self._codebooks():
                 book.inited.fill_(0.0)
         # Decided at the first training step, so a run resumed from a checkpoint keeps its codebooks.
+        if init_from is not None:
+            saved = EncodecTokenizer.from_pretrained(init_from)
+            if saved.config != tokenizer.config:
+                raise ValueError(f"init_from={init_from!r}: its codec config {saved.config} differs from {tokenizer.config}")
+            tokenizer.load_state_dict(saved.state_dict())
         self._data_init_pending = codebook_init == "data"
         self._originals_written = False
 

@@ -148,3 +148,16 @@ def test_warm_up_without_quantiser_then_codebooks_start_on_learned_latents(tiny_
     trainer.fit(system, loader(), loader(4))
     assert not torch.equal(book.embed, start), "codebooks start on latents at step quantize_after"
     assert "train/perplexity_0" in trainer.callback_metrics
+
+
+def test_init_from_a_saved_codec(tiny_codec, tmp_path):
+    torch.manual_seed(1)
+    saved = EncodecTokenizer.small(n_filters=8, dimension=16, bins=32, num_codebooks=2, seconds=0.2)
+    saved.save_pretrained(tmp_path / "codec")
+    system = CodecTraining(tiny_codec, codebook_init="keep", init_from=str(tmp_path / "codec"))
+    for name, value in saved.state_dict().items():
+        assert torch.equal(tiny_codec.state_dict()[name], value), name
+    other = EncodecTokenizer.small(n_filters=8, dimension=16, bins=64, num_codebooks=2, seconds=0.2)
+    with pytest.raises(ValueError, match="differs"):
+        CodecTraining(other, init_from=str(tmp_path / "codec"))
+    assert system.tokenizer is tiny_codec
