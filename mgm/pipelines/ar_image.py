@@ -83,7 +83,7 @@ class ARImagePipeline(MaskedPipeline):
         device = self.device
         generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
         length = self.spec.num_codebooks * self.spec.num_positions
-        codes, nfe = [], 0
+        codes, nfe, trace = [], 0, []
         for start in tqdm(range(0, num, batch_size), desc=settings.method, disable=not progress):
             stop = min(num, start + batch_size)
             cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
@@ -100,4 +100,5 @@ class ARImagePipeline(MaskedPipeline):
                 )
             codes.append(unflatten_codes(result.codes, self.spec.num_codebooks))
             nfe += result.nfe
-        return DecodeResult(codes=torch.cat(codes), nfe=nfe)
+            trace += result.trace  # sjd: per-sample passes and commits
+        return DecodeResult(codes=torch.cat(codes), nfe=nfe, trace=trace)

@@ -140,7 +140,9 @@ class CodecTraining(L.LightningModule):
         if init_from is not None:
             saved = EncodecTokenizer.from_pretrained(init_from)
             if saved.config != tokenizer.config:
-                raise ValueError(f"init_from={init_from!r}: its codec config {saved.config} differs from {tokenizer.config}")
+                raise ValueError(
+                    f"init_from={init_from!r}: its codec config {saved.config} differs from {tokenizer.config}"
+                )
             tokenizer.load_state_dict(saved.state_dict())
         self._data_init_pending = codebook_init == "data"
         self._originals_written = False
