@@ -21,8 +21,9 @@ test: $(STAMP)
 # Samples from the shipped Shapes10 pipeline: 20 images (two per class) and a grid, in outputs/demo.
 demo: $(STAMP)
 	$(PY) generate.py image --num 20 --out outputs/demo --overwrite
+	$(PY) generate.py audio --num 8 --seconds 2 --out outputs/demo/audio --overwrite
 
-# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: ~30 min).
+# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: about 100 min).
 pretrained-image: $(STAMP)
 	$(PY) train.py fit --config configs/image/vq_shapes.yaml
 	$(PY) train.py fit --config configs/image/transformer_shapes.yaml

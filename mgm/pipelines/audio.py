@@ -29,8 +29,8 @@ class AudioPipeline(MaskedPipeline):
         """The small class-conditional Tones8 pipeline shipped in the package."""
         if not (DEFAULT_AUDIO_PIPELINE / "pipeline.json").is_file():
             raise FileNotFoundError(
-                "no audio pipeline is shipped with this version of mgm yet; pass a pipeline folder "
-                "(train one with configs/audio/codec_tones.yaml and configs/audio/transformer_tones.yaml)"
+                f"the shipped audio pipeline is missing from {DEFAULT_AUDIO_PIPELINE}; pass a pipeline folder "
+                "(train one with `make pretrained-audio`)"
             )
         return cls.from_pretrained(DEFAULT_AUDIO_PIPELINE, device)
 

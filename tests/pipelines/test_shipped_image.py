@@ -33,7 +33,7 @@ def test_generated_images_show_their_class_with_real_variety(shipped):
     real, _ = make_shapes(NUM, pipe.image_size, seed=2, labels=labels)
     generated = image_quality(classifier, pipe.generate(num=NUM, labels=labels, seed=0), labels)
     reference = image_quality(classifier, real, labels)
-    assert generated["accuracy"] >= 0.25, generated  # chance is 0.10; measured 0.38 on 512 (README)
+    assert generated["accuracy"] >= 0.25, generated  # chance is 0.10; measured 0.41 on 512 (README)
     # A model that repeated one image per class would score 0 diversity.
     assert generated["diversity"] >= 0.5 * reference["diversity"], (generated, reference)
 
