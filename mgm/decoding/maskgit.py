@@ -118,17 +118,14 @@ def iterative_reveal(
     confidences are averaged over aligned spans of frames, so spans are kept or re-masked whole.
     ``first_step`` numbers the trace records.
     """
-    device = codes.device
     plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
     trace = []
     for step in range(num_steps):
         logits = guided(codes, scales[step])  # (B, K, N, V)
         if step == 0:
             _check_logits(logits, codes, spec)
-        sampled = sample_tokens(logits, temperature, top_k, top_p, generator)  # (B, K, N)
-        log_probs = logits.float().log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
         tau = choice_temperature_at(choice_temperature, step, num_steps, choice_temperature_annealing)
-        confidence = log_probs if tau == 0 else log_probs + tau * gumbel_noise(log_probs.shape, generator, device)
+        sampled, log_probs, confidence = sample_and_score(logits, temperature, top_k, top_p, tau, generator)
         # Known tokens and masked non-candidates get +inf: they rank last and are never chosen below.
         confidence = span_scores(confidence, candidates, span)
         # The plan[:, step] least confident candidates stay masked.
@@ -138,6 +135,23 @@ def iterative_reveal(
         candidates = candidates & stay_masked
         trace.append(_record(first_step + step, revealed, log_probs, scales[step], tau))
     return codes, trace
+
+
+def sample_and_score(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    tau: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """logits [..., V] -> (sampled tokens [...], their log-probabilities, the confidence that ranks
+    them: log-probability plus ``tau`` times Gumbel noise). The draws happen in this order, so a
+    generator reproduces the same tokens in every decoder that uses it."""
+    sampled = sample_tokens(logits, temperature, top_k, top_p, generator)
+    log_probs = logits.float().log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
+    confidence = log_probs if tau == 0 else log_probs + tau * gumbel_noise(log_probs.shape, generator, logits.device)
+    return sampled, log_probs, confidence
 
 
 def _check_logits(logits: torch.Tensor, codes: torch.Tensor, spec: TokenSpec) -> None:

@@ -26,9 +26,8 @@ from mgm.decoding.canvas import (
     resolve_device,
 )
 from mgm.decoding.guidance import guide
-from mgm.decoding.maskgit import _check_logits, _record
+from mgm.decoding.maskgit import _check_logits, _record, sample_and_score
 from mgm.decoding.result import DecodeResult
-from mgm.decoding.sampling import gumbel_noise, sample_tokens
 from mgm.models.conditioning import Condition
 from mgm.schedules import choice_temperature_at, get_mask_schedule, guidance_scale_at, masked_counts, ranks
 from mgm.schedules.annealing import check_annealing
@@ -150,9 +149,7 @@ def recap_reveal(
             logits, cache = passes.full(codes, scale)  # (B, K, N, V)
             if step == 0:
                 _check_logits(logits, codes, spec)
-            sampled = sample_tokens(logits, temperature, top_k, top_p, generator)  # (B, K, N)
-            log_probs = logits.float().log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
-            confidence = log_probs if tau == 0 else log_probs + tau * gumbel_noise(log_probs.shape, generator, device)
+            sampled, log_probs, confidence = sample_and_score(logits, temperature, top_k, top_p, tau, generator)
             order = ranks(span_scores(confidence, candidates, span).flatten(1)).view_as(codes)
             # The chunk: every token revealed from now until the next full step (this step's share first).
             last = _last_cheap_step(kinds, step)
@@ -162,11 +159,7 @@ def recap_reveal(
             positions, valid = _chunk_positions(chunk)  # (B, Q)
             where = positions[:, None, :].expand(b, k, -1)
             logits = passes.cheap(codes.gather(2, where), positions, cache, scale)  # (B, K, Q, V)
-            sampled_q = sample_tokens(logits, temperature, top_k, top_p, generator)
-            log_probs_q = logits.float().log_softmax(-1).gather(-1, sampled_q[..., None])[..., 0]
-            noised_q = (
-                log_probs_q if tau == 0 else log_probs_q + tau * gumbel_noise(log_probs_q.shape, generator, device)
-            )
+            sampled_q, log_probs_q, noised_q = sample_and_score(logits, temperature, top_k, top_p, tau, generator)
             # Back onto the grid; padded (repeated) queries go to a spare column that is dropped.
             slot = torch.where(valid, positions, n)[:, None, :].expand(b, k, -1)
             sampled = torch.cat([codes, codes[..., :1]], -1).scatter(2, slot, sampled_q)[..., :n]
