@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import torch
+from timing import median_ms
 
 from mgm.data.shapes import make_shapes
 from mgm.eval import ImageClassifier, feature_statistics, frechet_distance
@@ -41,16 +40,6 @@ METHODS = {
         method="recap", num_steps=18, plan_options={"full_first": 2, "cheap_per_full": 2}
     ),
 }
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main() -> dict:
@@ -77,8 +66,8 @@ def main() -> dict:
         "methods": {},
     }
     for name, decode in METHODS.items():
-        one = _median_ms(lambda d=decode: pipe.generate_codes(1, labels=[3], seed=1, **d), args.repeats)
-        batch = _median_ms(lambda d=decode: pipe.generate_codes(32, seed=1, **d), max(2, args.repeats // 2)) / 32
+        one = median_ms(lambda d=decode: pipe.generate_codes(1, labels=[3], seed=1, **d), args.repeats)
+        batch = median_ms(lambda d=decode: pipe.generate_codes(32, seed=1, **d), max(2, args.repeats // 2)) / 32
         result = pipe.generate_codes(args.num, labels=labels, seed=0, **decode)
         preds, features = classify(classifier, pipe.tokenizer.decode(result.codes))
         row = {

@@ -14,9 +14,9 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import torch
+from timing import median_ms
 
 from mgm.data.shapes import make_shapes
 from mgm.eval import ImageClassifier, feature_statistics, frechet_distance
@@ -33,16 +33,6 @@ METHODS = {
         for init in ("random", "above")
     },
 }
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main() -> dict:
@@ -72,8 +62,8 @@ def main() -> dict:
         }
 
     for name, decode in METHODS.items():
-        one = _median_ms(lambda d=decode: pipe.generate_codes(1, labels=[3], seed=1, **d), args.repeats)
-        sixteen = _median_ms(lambda d=decode: pipe.generate_codes(16, seed=1, **d), 1) / 16
+        one = median_ms(lambda d=decode: pipe.generate_codes(1, labels=[3], seed=1, **d), args.repeats)
+        sixteen = median_ms(lambda d=decode: pipe.generate_codes(16, seed=1, **d), 1) / 16
         result = pipe.generate_codes(args.num, labels=labels, seed=0, batch_size=args.num, **decode)
         # AR: one pass per token for the whole batch; SJD: each sample's own passes (trace).
         passes = statistics.mean(r.nfe for r in result.trace) if result.trace else result.nfe
@@ -83,8 +73,8 @@ def main() -> dict:
         print(name, json.dumps(row), flush=True)
     if args.masked:
         masked = ImagePipeline.from_pretrained(args.masked)
-        one = _median_ms(lambda: masked.generate_codes(1, labels=[3], seed=1), args.repeats)
-        sixteen = _median_ms(lambda: masked.generate_codes(16, seed=1), 1) / 16
+        one = median_ms(lambda: masked.generate_codes(1, labels=[3], seed=1), args.repeats)
+        sixteen = median_ms(lambda: masked.generate_codes(16, seed=1), 1) / 16
         result = masked.generate_codes(args.num, labels=labels, seed=0)
         row = {"nfe_per_image": masked.settings.num_steps, "ms_per_image_batch1": one, "ms_per_image_batch16": sixteen}
         row.update(quality(masked.tokenizer.decode, result))
