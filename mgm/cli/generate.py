@@ -104,6 +104,21 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
 
 
+def _decode_overrides(args: argparse.Namespace) -> dict:
+    """The masked pipelines' decode overrides from the shared options (None = the pipeline's default)."""
+    decode = dict(
+        num_steps=args.num_steps,
+        schedule=args.schedule,
+        guidance_scale=args.guidance_scale,
+        temperature=args.temperature,
+        method=args.method,
+    )
+    reuse = _reuse_options(args)
+    if reuse is not None:
+        decode["plan_options"] = reuse
+    return decode
+
+
 def _reuse_options(args: argparse.Namespace) -> dict | None:
     """ReCAP's plan options from --full-first / --cheap-per-full (None when neither is given)."""
     options = {"full_first": args.full_first, "cheap_per_full": args.cheap_per_full}
@@ -151,16 +166,7 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
             f"error: --method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)"
         )
     pipe = ImagePipeline.from_pretrained(args.model, args.device) if args.model else ImagePipeline.default(args.device)
-    decode = dict(
-        num_steps=args.num_steps,
-        schedule=args.schedule,
-        guidance_scale=args.guidance_scale,
-        temperature=args.temperature,
-        method=args.method,
-    )
-    reuse = _reuse_options(args)
-    if reuse is not None:
-        decode["plan_options"] = reuse
+    decode = _decode_overrides(args)
     if args.task == "sample":
         images = pipe.generate(num=args.num, labels=args.labels, seed=args.seed, progress=True, **decode)
     else:
@@ -196,16 +202,7 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
         )
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
-    decode = dict(
-        num_steps=args.num_steps,
-        schedule=args.schedule,
-        guidance_scale=args.guidance_scale,
-        temperature=args.temperature,
-        method=args.method,
-    )
-    reuse = _reuse_options(args)
-    if reuse is not None:
-        decode["plan_options"] = reuse
+    decode = _decode_overrides(args)
     if args.plan:
         decode.update(method=args.method or "group", plan=args.plan, plan_options={})
     if args.plan_steps:
