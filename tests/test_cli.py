@@ -223,6 +223,10 @@ def test_generate_audio_sample_continue_infill(tiny_audio_pipeline, tmp_path, ca
          *common]
     )  # fmt: skip
     assert read_audio(paths[0])[0].shape == (1, 1600)
+    # Group plans with ReCAP's cheap steps: the saved plan, and a plan named on the command line.
+    for plan in ([], ["--plan", "magnet"]):
+        reuse = ["--full-first", "1", "--cheap-per-full", "2", "--overwrite", *plan]
+        assert len(generate.main(["audio", "--num", "2", *reuse, *common])) == 2
 
 
 def test_generate_audio_bad_input_leaves_nothing(tiny_audio_pipeline, tmp_path):

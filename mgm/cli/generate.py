@@ -70,8 +70,10 @@ def _add_decode_args(parser: argparse.ArgumentParser, defaults_from_model: bool 
     parser.add_argument("--temperature", type=float, default=default(1.0))
     parser.add_argument("--guidance-scale", type=float, default=default(0.0))
     parser.add_argument("--labels", type=int, nargs="+", help="class labels, cycled over the samples")
-    parser.add_argument("--full-first", type=int, help="recap: full steps at the start (default 2)")
-    parser.add_argument("--cheap-per-full", type=int, help="recap: cheap steps after each later full step (default 1)")
+    parser.add_argument("--full-first", type=int, help="recap (or group): full steps at the start (default 2)")
+    parser.add_argument(
+        "--cheap-per-full", type=int, help="recap (or group): cheap steps after each later full step (default 1)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="outputs/generate", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -104,8 +106,9 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
 
 
-def _decode_overrides(args: argparse.Namespace) -> dict:
-    """The masked pipelines' decode overrides from the shared options (None = the pipeline's default)."""
+def _decode_overrides(args: argparse.Namespace, saved_method: str) -> dict:
+    """The masked pipelines' decode overrides from the shared options (None = the pipeline's default,
+    whose method is ``saved_method``)."""
     decode = dict(
         num_steps=args.num_steps,
         schedule=args.schedule,
@@ -113,18 +116,19 @@ def _decode_overrides(args: argparse.Namespace) -> dict:
         temperature=args.temperature,
         method=args.method,
     )
-    reuse = _reuse_options(args)
+    reuse = _reuse_options(args, saved_method)
     if reuse is not None:
         decode["plan_options"] = reuse
     return decode
 
 
-def _reuse_options(args: argparse.Namespace) -> dict | None:
+def _reuse_options(args: argparse.Namespace, saved_method: str | None = None) -> dict | None:
     """ReCAP's plan options from --full-first / --cheap-per-full (None when neither is given)."""
     options = {"full_first": args.full_first, "cheap_per_full": args.cheap_per_full}
     options = {k: v for k, v in options.items() if v is not None}
-    if options and args.method != "recap":
-        raise SystemExit("error: --full-first / --cheap-per-full go with --method recap")
+    method = args.method or saved_method
+    if options and method not in ("recap", "group") and getattr(args, "plan", None) is None:
+        raise SystemExit("error: --full-first / --cheap-per-full go with --method recap (or a group plan)")
     return options or None
 
 
@@ -166,7 +170,7 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
             f"error: --method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)"
         )
     pipe = ImagePipeline.from_pretrained(args.model, args.device) if args.model else ImagePipeline.default(args.device)
-    decode = _decode_overrides(args)
+    decode = _decode_overrides(args, pipe.settings.method)
     if args.task == "sample":
         images = pipe.generate(num=args.num, labels=args.labels, seed=args.seed, progress=True, **decode)
     else:
@@ -202,15 +206,18 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
         )
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
-    decode = _decode_overrides(args)
+    decode = _decode_overrides(args, pipe.settings.method)
+    reuse = _reuse_options(args, pipe.settings.method) or {}
     if args.plan:
-        decode.update(method=args.method or "group", plan=args.plan, plan_options={})
+        decode.update(method=args.method or "group", plan=args.plan, plan_options=dict(reuse))
     if args.plan_steps:
         plan = args.plan or pipe.settings.plan
         if plan in ("soundstorm",):
             raise SystemExit("error: --plan-steps does not apply to soundstorm (use magnet, gipd or joint)")
         steps = args.plan_steps[0] if plan == "joint" else args.plan_steps
-        decode.update(method="group", plan=plan, plan_options={"steps": steps})
+        decode.update(method="group", plan=plan, plan_options={"steps": steps, **reuse})
+    elif reuse and not args.plan and decode["method"] in (None, "group") and pipe.settings.method == "group":
+        decode["plan_options"] = {**pipe.settings.plan_options, **reuse}  # the saved plan, decoded with reuse
     if args.task != "sample" and not args.input:
         raise SystemExit(f"error: audio {args.task} needs --input FILE [FILE ...]")
     if args.task == "infill" and (args.start is None or args.end is None):

@@ -31,7 +31,8 @@ class DecodeSettings:
     ``method="group"`` decodes codebook groups by ``plan`` (a name from mgm.schedules.groups,
     with ``plan_options`` for its builder, e.g. ``{"steps": [20, 10, 10, 10]}``); then
     ``num_steps`` and ``schedule`` are not used (the plan holds them). ``method="recap"`` takes
-    its reuse plan from ``plan_options`` (``full_first``, ``cheap_per_full``).
+    its reuse plan from ``plan_options`` (``full_first``, ``cheap_per_full``); with
+    ``method="group"`` those keys, when present, decode each group by ReCAP's full and cheap steps.
     """
 
     method: str = "maskgit"
@@ -60,12 +61,15 @@ class DecodeSettings:
             raise ValueError("method='group' needs a plan (e.g. 'soundstorm', 'magnet', 'gipd')")
         if new.method == "recap":
             ReusePlan.from_options(new.plan_options)  # unknown or bad reuse options fail here
+        if new.method == "group":
+            ReusePlan.split_options(new.plan_options)  # bad reuse values fail here; plan keys at decode
         return new
 
     def decoder_kwargs(self, num_codebooks: int) -> dict:
         """The method-specific arguments of the decoder call."""
         if self.method == "group":
-            return {"plan": get_group_plan(self.plan, num_codebooks, **self.plan_options)}
+            reuse, options = ReusePlan.split_options(self.plan_options)
+            return {"plan": get_group_plan(self.plan, num_codebooks, **options), "reuse": reuse}
         if self.method == "recap":
             return {
                 "num_steps": self.num_steps,
@@ -187,13 +191,14 @@ class MaskedPipeline:
         """Decode ``num`` samples in batches of ``batch_size`` -> one DecodeResult (codes [num, K, N]).
 
         ``spec``: the token spec to decode (default the model's; 1-D models also take shorter ones).
+        The result's ``trace`` is the first batch's (every batch runs the same steps).
         """
         decoder = get_masked_decoder(settings.method)
         spec = spec or self.spec
         method_kwargs = settings.decoder_kwargs(spec.num_codebooks)
         device = self.device
         generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
-        codes, nfe, compute = [], 0, 0.0
+        codes, nfe, compute, trace = [], 0, 0.0, None
         starts = range(0, num, batch_size)
         total = len(starts) * settings.nfe(spec.num_codebooks)
         bar = tqdm(total=total, desc="decoding", unit="step", disable=not progress)
@@ -218,8 +223,9 @@ class MaskedPipeline:
             codes.append(result.codes)
             nfe += result.nfe
             compute += result.compute
+            trace = result.trace if trace is None else trace
         bar.close()
-        return DecodeResult(codes=torch.cat(codes), nfe=nfe, compute=compute)
+        return DecodeResult(codes=torch.cat(codes), nfe=nfe, trace=trace, compute=compute)
 
     # -- save / load ----------------------------------------------------------------------------
 

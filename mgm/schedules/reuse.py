@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+REUSE_OPTIONS = ("full_first", "cheap_per_full")
+
+
 @dataclass(frozen=True)
 class ReusePlan:
     full_first: int = 2
@@ -25,10 +28,18 @@ class ReusePlan:
 
     @classmethod
     def from_options(cls, options: dict) -> ReusePlan:
-        unknown = set(options) - {"full_first", "cheap_per_full"}
+        unknown = set(options) - set(REUSE_OPTIONS)
         if unknown:
             raise ValueError(f"unknown reuse plan options {sorted(unknown)}; expected full_first, cheap_per_full")
         return cls(**options)
+
+    @classmethod
+    def split_options(cls, options: dict) -> tuple[ReusePlan | None, dict]:
+        """(the ReusePlan of the reuse keys in ``options`` or None when there are none, the other keys):
+        a group plan's options may carry a reuse plan alongside its own."""
+        reuse = {k: v for k, v in options.items() if k in REUSE_OPTIONS}
+        rest = {k: v for k, v in options.items() if k not in REUSE_OPTIONS}
+        return (cls(**reuse) if reuse else None), rest
 
     def kinds(self, num_steps: int) -> tuple[bool, ...]:
         """Per step, True for a full step and False for a cheap one; step 0 is always full."""

@@ -106,3 +106,26 @@ def test_overriding_the_plan_drops_the_saved_plan_options(tiny_audio_pipeline):
     # The pipeline's gipd options (steps [3, 2]) would not fit soundstorm; a new plan starts clean.
     result = tiny_audio_pipeline.generate_codes(1, method="group", plan="soundstorm")
     assert result.nfe == 16 + 3
+
+
+def test_group_plans_decode_with_feature_reuse(tiny_audio_pipeline):
+    pipe = tiny_audio_pipeline
+    # A gipd plan plus a reuse plan: per group, 2 full steps first, then 1 cheap step per full one.
+    reuse = {"steps": [6, 4], "full_first": 2, "cheap_per_full": 1}
+    result = pipe.generate_codes(2, seed=0, plan_options=reuse)
+    full, cheap = True, False
+    assert [r.full for r in result.trace] == [full, full, full, cheap, full, cheap, full, full, full, cheap]
+    assert result.nfe == 10 and result.compute < 10
+    plain = pipe.generate_codes(2, seed=0, plan_options={"steps": [6, 4]})
+    assert plain.compute == 10 and all(r.full for r in plain.trace)
+    # Feature reuse keeps the editing invariant: frames outside the infill span keep their tokens.
+    audio = pipe.generate(2, seed=1)
+    codes = pipe.tokenizer.encode(audio)
+    infilled = pipe.infill_codes(audio, 0.05, 0.1, seed=2, plan="magnet", plan_options={"full_first": 1})
+    assert any(not r.full for r in infilled.trace)
+    kept = infilled.codes
+    span = slice(round(0.05 * pipe.frame_rate), round(0.1 * pipe.frame_rate))
+    assert torch.equal(kept[..., : span.start], codes[..., : span.start])
+    assert torch.equal(kept[..., span.stop :], codes[..., span.stop :])
+    with pytest.raises(ValueError, match="cheap_per_full=-1"):
+        pipe.generate_codes(1, plan_options={"steps": [3, 2], "cheap_per_full": -1})
