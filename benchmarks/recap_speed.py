@@ -1,12 +1,13 @@
-"""MaskGIT against ReCAP feature reuse on the shipped image pipeline: speed, compute and quality.
+"""MaskGIT against ReCAP feature reuse on the shipped pipelines: speed, compute and quality.
 
-    .venv/bin/python benchmarks/recap_speed.py [--model DIR] [--num 512] [--out FILE] [--markdown FILE]
+    .venv/bin/python benchmarks/recap_speed.py [--modality image|audio] [--num 512] [--out FILE] [--markdown FILE]
 
 All methods run in one process on the same model and seeds. Per method: wall time per sample at
 batch 1 (median of --repeats single-sample decodes) and at batch 32 (median of --repeats
-batches), full-pass-equivalent compute per sample, and quality on --num samples: the Shapes10
-classifier's conditional accuracy and the Frechet distance between its features of the samples
-and of real held-out images (seed 2). Decoding only (the VQ decode is not timed).
+batches), full-pass-equivalent compute per sample, and quality on --num samples: the embedded
+judge's conditional accuracy (Shapes10 classifier; for audio also the exact pitch checker) and the
+Frechet distance between the judge's features of the samples and of real held-out data (seed 2).
+Decoding only (the tokenizer's decode is not timed).
 """
 
 from __future__ import annotations
@@ -18,34 +19,84 @@ import platform
 import torch
 from timing import median_ms
 
-from mgm.data.shapes import make_shapes
-from mgm.eval import ImageClassifier, feature_statistics, frechet_distance
+from mgm.eval import AudioClassifier, ImageClassifier, feature_statistics, frechet_distance
 from mgm.eval.image_quality import classify
-from mgm.pipelines import ImagePipeline
+from mgm.pipelines import AudioPipeline, ImagePipeline
+from mgm.pipelines.audio import DEFAULT_AUDIO_PIPELINE
 from mgm.pipelines.image import DEFAULT_IMAGE_PIPELINE
 
-DEFAULT_CLASSIFIER = DEFAULT_IMAGE_PIPELINE.parent / "shapes_classifier"
+PRETRAINED = DEFAULT_IMAGE_PIPELINE.parent
 
-METHODS = {
+
+def _recap(num_steps: int, full_first: int, cheap_per_full: int, **decode) -> dict:
+    reuse = {"full_first": full_first, "cheap_per_full": cheap_per_full}
+    if decode.get("method") == "group":
+        return {**decode, "plan_options": {**decode.get("plan_options", {}), **reuse}}
+    return {"method": "recap", "num_steps": num_steps, "plan_options": reuse, **decode}
+
+
+IMAGE_METHODS = {
     "maskgit 12": dict(method="maskgit", num_steps=12),
-    "recap 12 (2 full, then 1 cheap per full)": dict(method="recap", num_steps=12, plan_options={"full_first": 2}),
-    "recap 12 (2 full, then 2 cheap per full)": dict(
-        method="recap", num_steps=12, plan_options={"full_first": 2, "cheap_per_full": 2}
-    ),
-    "recap 12 (1 full, then 3 cheap per full)": dict(
-        method="recap", num_steps=12, plan_options={"full_first": 1, "cheap_per_full": 3}
-    ),
+    "recap 12 (2 full, then 1 cheap per full)": _recap(12, 2, 1),
+    "recap 12 (2 full, then 2 cheap per full)": _recap(12, 2, 2),
+    "recap 12 (1 full, then 3 cheap per full)": _recap(12, 1, 3),
     "maskgit 6": dict(method="maskgit", num_steps=6),
-    "recap 18 (2 full, then 2 cheap per full)": dict(
-        method="recap", num_steps=18, plan_options={"full_first": 2, "cheap_per_full": 2}
-    ),
+    "recap 18 (2 full, then 2 cheap per full)": _recap(18, 2, 2),
 }
+_SOUNDSTORM = dict(method="group", plan="soundstorm", plan_options={})
+_GIPD = dict(method="group", plan="gipd", plan_options={"steps": [12, 6]})
+AUDIO_METHODS = {
+    "soundstorm (16,1,1,1)": _SOUNDSTORM,
+    "soundstorm + reuse (2 full, then 1 cheap per full)": _recap(0, 2, 1, **_SOUNDSTORM),
+    "soundstorm + reuse (2 full, then 2 cheap per full)": _recap(0, 2, 2, **_SOUNDSTORM),
+    "gipd (12,6)": _GIPD,
+    "gipd (12,6) + reuse (2 full, then 1 cheap per full)": _recap(0, 2, 1, **_GIPD),
+    "joint maskgit 12": dict(method="maskgit", num_steps=12),
+    "joint recap 12 (2 full, then 1 cheap per full)": _recap(12, 2, 1),
+}
+
+
+class ImageBench:
+    methods, baseline = IMAGE_METHODS, "maskgit 12"
+
+    def __init__(self, model: str | None):
+        self.pipe = ImagePipeline.from_pretrained(model or DEFAULT_IMAGE_PIPELINE)
+        self.judge = ImageClassifier.from_pretrained(PRETRAINED / "shapes_classifier")
+
+    def real(self, labels: torch.Tensor) -> torch.Tensor:
+        from mgm.data.shapes import make_shapes
+
+        return make_shapes(len(labels), self.pipe.image_size, seed=2, labels=labels)[0]
+
+    def generate_codes(self, num: int, labels, seed: int, decode: dict):
+        return self.pipe.generate_codes(num, labels=labels, seed=seed, **decode)
+
+    def checker_accuracy(self, samples: torch.Tensor, labels: torch.Tensor) -> float | None:
+        return None
+
+
+class AudioBench(ImageBench):
+    methods, baseline = AUDIO_METHODS, "soundstorm (16,1,1,1)"
+
+    def __init__(self, model: str | None):
+        self.pipe = AudioPipeline.from_pretrained(model or DEFAULT_AUDIO_PIPELINE)
+        self.judge = AudioClassifier.from_pretrained(PRETRAINED / "tones_classifier")
+
+    def real(self, labels: torch.Tensor) -> torch.Tensor:
+        from mgm.data.tones import make_tones
+
+        return make_tones(len(labels), self.pipe.max_seconds, self.pipe.sample_rate, seed=2, labels=labels)[0]
+
+    def checker_accuracy(self, samples: torch.Tensor, labels: torch.Tensor) -> float:
+        from mgm.data.tones import classify_tones
+
+        return float((classify_tones(samples, self.pipe.sample_rate) == labels).float().mean())
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(DEFAULT_IMAGE_PIPELINE))
-    parser.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
+    parser.add_argument("--modality", choices=["image", "audio"], default="image")
+    parser.add_argument("--model", help="pipeline folder (default: the shipped one)")
     parser.add_argument("--num", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out")
@@ -53,34 +104,41 @@ def main() -> dict:
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
-    pipe = ImagePipeline.from_pretrained(args.model)
-    classifier = ImageClassifier.from_pretrained(args.classifier)
+    bench = {"image": ImageBench, "audio": AudioBench}[args.modality](args.model)
+    pipe = bench.pipe
     labels = torch.arange(args.num) % pipe.num_classes
-    real, _ = make_shapes(args.num, pipe.image_size, seed=2, labels=labels)
-    real_stats = feature_statistics(classify(classifier, real)[1])
+    real = bench.real(labels)
+    real_stats = feature_statistics(classify(bench.judge, real)[1])
     cpu = platform.processor() or platform.machine()
     report = {
         "machine": f"{cpu}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        "modality": args.modality,
         "num": args.num,
         "settings": {"guidance_scale": pipe.settings.guidance_scale, "temperature": pipe.settings.temperature},
+        "real_judge_accuracy": float((classify(bench.judge, real)[0] == labels).float().mean()),
         "methods": {},
     }
-    for name, decode in METHODS.items():
-        one = median_ms(lambda d=decode: pipe.generate_codes(1, labels=[3], seed=1, **d), args.repeats)
-        batch = median_ms(lambda d=decode: pipe.generate_codes(32, seed=1, **d), max(2, args.repeats // 2)) / 32
-        result = pipe.generate_codes(args.num, labels=labels, seed=0, **decode)
-        preds, features = classify(classifier, pipe.tokenizer.decode(result.codes))
+    batches = -(-args.num // 64)  # the pipeline decodes in batches of 64; nfe and compute add up over them
+    for name, decode in bench.methods.items():
+        one = median_ms(lambda d=decode: bench.generate_codes(1, [3], 1, d), args.repeats)
+        batch = median_ms(lambda d=decode: bench.generate_codes(32, None, 1, d), max(2, args.repeats // 2)) / 32
+        result = bench.generate_codes(args.num, labels, 0, decode)
+        samples = pipe.tokenizer.decode(result.codes)
+        preds, features = classify(bench.judge, samples)
         row = {
             "ms_per_sample_batch1": one,
             "ms_per_sample_batch32": batch,
-            "nfe": result.nfe / -(-args.num // 64),
-            "compute_full_passes": result.compute / -(-args.num // 64),
+            "nfe": result.nfe / batches,
+            "compute_full_passes": result.compute / batches,
             "accuracy": float((preds == labels).float().mean()),
             "frechet_distance": frechet_distance(*feature_statistics(features), *real_stats),
         }
+        checker = bench.checker_accuracy(samples, labels)
+        if checker is not None:
+            row["checker_agreement"] = checker
         report["methods"][name] = row
         print(name, json.dumps(row), flush=True)
-    base = report["methods"]["maskgit 12"]
+    base = report["methods"][bench.baseline]
     for row in report["methods"].values():
         row["speedup_batch1"] = base["ms_per_sample_batch1"] / row["ms_per_sample_batch1"]
         row["speedup_batch32"] = base["ms_per_sample_batch32"] / row["ms_per_sample_batch32"]
@@ -96,19 +154,22 @@ def main() -> dict:
 
 
 def markdown_table(report: dict) -> str:
+    checker = any("checker_agreement" in r for r in report["methods"].values())
     lines = [
-        f"Machine: {report['machine']}; {report['num']} samples per method; guidance "
-        f"{report['settings']['guidance_scale']}, temperature {report['settings']['temperature']}.",
+        f"Machine: {report['machine']}; {report['modality']}, {report['num']} samples per method; guidance "
+        f"{report['settings']['guidance_scale']}, temperature {report['settings']['temperature']}; the judge "
+        f"classifies real held-out data with accuracy {report['real_judge_accuracy']:.3f}.",
         "",
         "| method | NFE | full-pass compute | ms/sample b=1 | speed-up b=1 | ms/sample b=32 | speed-up b=32 "
-        "| accuracy | Frechet distance |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| accuracy |" + (" pitch checker |" if checker else "") + " Frechet distance |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if checker else "") + " --- |",
     ]
     for name, r in report["methods"].items():
         lines.append(
             f"| {name} | {r['nfe']:.0f} | {r['compute_full_passes']:.2f} | {r['ms_per_sample_batch1']:.1f} | "
             f"{r['speedup_batch1']:.2f}x | {r['ms_per_sample_batch32']:.2f} | {r['speedup_batch32']:.2f}x | "
-            f"{r['accuracy']:.3f} | {r['frechet_distance']:.2f} |"
+            f"{r['accuracy']:.3f} |" + (f" {r['checker_agreement']:.3f} |" if checker else "")
+            + f" {r['frechet_distance']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -14,13 +14,12 @@ from mgm.eval.classifier import ImageClassifier
 
 
 @torch.no_grad()
-def classify(
-    classifier: ImageClassifier, images: torch.Tensor, batch_size: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """images [M, 3, S, S] in [0, 1] -> (predicted labels [M], features [M, F])."""
+def classify(classifier, inputs: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Any embedded-data judge (``features`` + ``head``: ImageClassifier on images [M, 3, S, S] in
+    [0, 1], AudioClassifier on clips [M, C, T] at its rate) -> (predicted labels [M], features [M, F])."""
     device = next(classifier.parameters()).device
     preds, feats = [], []
-    for chunk in images.split(batch_size):
+    for chunk in inputs.split(batch_size):
         features = classifier.features(chunk.to(device))
         preds.append(classifier.head(features).argmax(-1).cpu())
         feats.append(features.cpu())

@@ -1,25 +1,32 @@
-"""Training the image classifier that judges generated images (cross-entropy, accuracy)."""
+"""Training the embedded data's judges (image and audio classifiers): cross-entropy, accuracy."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from mgm.eval.classifier import ImageClassifier
 from mgm.training.optim import adamw_with_warmup_cosine
 
 
 class ClassifierTraining(L.LightningModule):
+    """``classifier(batch[input_key]) -> logits``; ``input_key`` is "images" or "audio"."""
+
     def __init__(
-        self, classifier: ImageClassifier, lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 50
+        self,
+        classifier: nn.Module,
+        lr: float = 2e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 50,
+        input_key: str = "images",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["classifier"])
         self.classifier = classifier
 
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
-        logits = self.classifier(batch["images"])
+        logits = self.classifier(batch[self.hparams.input_key])
         loss = F.cross_entropy(logits, batch["labels"])
         accuracy = (logits.argmax(-1) == batch["labels"]).float().mean()
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))

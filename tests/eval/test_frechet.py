@@ -40,3 +40,14 @@ def test_statistics_and_bad_shapes():
         frechet_distance(mu, sigma, mu, sigma[:3, :3])
     with pytest.raises(ValueError, match="M >= 2"):
         feature_statistics(features[:1])
+
+
+def test_against_scipy_sqrtm():
+    from scipy import linalg
+
+    for seed in range(3):
+        s1, s2 = _random_psd(24, 10 + seed), _random_psd(24, 20 + seed)
+        mu1, mu2 = torch.randn(2, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        covmean = linalg.sqrtm(s1.numpy() @ s2.numpy())
+        expected = float(((mu1 - mu2) ** 2).sum() + s1.trace() + s2.trace() - 2 * np.trace(covmean.real))
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
