@@ -168,7 +168,8 @@ def markdown_table(report: dict) -> str:
         lines.append(
             f"| {name} | {r['nfe']:.0f} | {r['compute_full_passes']:.2f} | {r['ms_per_sample_batch1']:.1f} | "
             f"{r['speedup_batch1']:.2f}x | {r['ms_per_sample_batch32']:.2f} | {r['speedup_batch32']:.2f}x | "
-            f"{r['accuracy']:.3f} |" + (f" {r['checker_agreement']:.3f} |" if checker else "")
+            f"{r['accuracy']:.3f} |"
+            + (f" {r['checker_agreement']:.3f} |" if checker else "")
             + f" {r['frechet_distance']:.2f} |"
         )
     return "\n".join(lines) + "\n"

@@ -68,7 +68,8 @@ class FeatureStatistics:
         if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] == 0:
             raise ValueError(f"features: shape {tuple(getattr(features, 'shape', ()))}; expected [M >= 1, F]")
         if self.num_features not in (None, features.shape[1]):
-            raise ValueError(f"features: {features.shape[1]} features per row; these statistics have {self.num_features}")
+            got, have = features.shape[1], self.num_features
+            raise ValueError(f"features: {got} features per row; these statistics have {have}")
         x = features.detach().to("cpu", torch.float64)
         mean = x.mean(0)
         centred = x - mean

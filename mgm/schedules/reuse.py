@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 REUSE_OPTIONS = ("full_first", "cheap_per_full")
 
 
