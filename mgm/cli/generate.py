@@ -49,8 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--seconds", type=float, help="clip length (default: the longest the model takes)")
     audio.add_argument("--start", type=float, help="infill: start of the span to re-decode (s)")
     audio.add_argument("--end", type=float, help="infill: end of the span to re-decode (s)")
-    audio.add_argument("--plan", help="codebook-group plan for --method group: soundstorm, magnet, gipd, joint")
-    audio.add_argument("--plan-steps", type=int, nargs="+", help="decoding steps per group of the plan")
+    add_plan_options(audio)
     _add_decode_args(audio, defaults_from_model=True)
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained")
@@ -59,24 +58,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_decode_args(parser: argparse.ArgumentParser, defaults_from_model: bool = False) -> None:
-    # With a pipeline, unset decode options fall back to the pipeline's saved defaults.
-    default = (lambda value: None) if defaults_from_model else (lambda value: value)
     parser.add_argument("--num", type=int, default=8, help="samples to generate")
     parser.add_argument("--seed", type=int, default=0)
+    add_decode_options(parser, defaults_from_model, ar=defaults_from_model)
+    parser.add_argument("--labels", type=int, nargs="+", help="class labels, cycled over the samples")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="outputs/generate", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def add_decode_options(parser: argparse.ArgumentParser, defaults_from_model: bool = True, ar: bool = False) -> None:
+    """The decoding options (method, steps, schedule, sampling, reuse plan) shared by mgm-generate and mgm-eval."""
+    # With a pipeline, unset decode options fall back to the pipeline's saved defaults.
+    default = (lambda value: None) if defaults_from_model else (lambda value: value)
     parser.add_argument("--num-steps", type=int, default=default(12))
-    methods = sorted(MASKED_DECODERS) + (["ar", "sjd"] if defaults_from_model else [])
+    methods = sorted(MASKED_DECODERS) + (["ar", "sjd"] if ar else [])
     parser.add_argument("--method", choices=methods, default=default("maskgit"))
     parser.add_argument("--schedule", default=default("cosine"))
     parser.add_argument("--temperature", type=float, default=default(1.0))
     parser.add_argument("--guidance-scale", type=float, default=default(0.0))
-    parser.add_argument("--labels", type=int, nargs="+", help="class labels, cycled over the samples")
     parser.add_argument("--full-first", type=int, help="recap (or group): full steps at the start (default 2)")
     parser.add_argument(
         "--cheap-per-full", type=int, help="recap (or group): cheap steps after each later full step (default 1)"
     )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default="outputs/generate", help="output folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plan", help="codebook-group plan for --method group: soundstorm, magnet, gipd, joint")
+    parser.add_argument("--plan-steps", type=int, nargs="+", help="decoding steps per group of the plan")
 
 
 def generate_codes(args: argparse.Namespace) -> list[Path]:
@@ -104,6 +113,25 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
         **extra,
     )
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
+
+
+def decode_overrides(args: argparse.Namespace, pipe) -> dict:
+    """A masked pipeline's decode overrides from the options of ``add_decode_options`` (and, where the
+    parser has them, ``add_plan_options``); None values keep the pipeline's saved defaults."""
+    decode = _decode_overrides(args, pipe.settings.method)
+    plan, plan_steps = getattr(args, "plan", None), getattr(args, "plan_steps", None)
+    reuse = _reuse_options(args, pipe.settings.method) or {}
+    if plan:
+        decode.update(method=args.method or "group", plan=plan, plan_options=dict(reuse))
+    if plan_steps:
+        plan = plan or pipe.settings.plan
+        if plan in ("soundstorm",):
+            raise SystemExit("error: --plan-steps does not apply to soundstorm (use magnet, gipd or joint)")
+        steps = plan_steps[0] if plan == "joint" else plan_steps
+        decode.update(method="group", plan=plan, plan_options={"steps": steps, **reuse})
+    elif reuse and not plan and decode["method"] in (None, "group") and pipe.settings.method == "group":
+        decode["plan_options"] = {**pipe.settings.plan_options, **reuse}  # the saved plan, decoded with reuse
+    return decode
 
 
 def _decode_overrides(args: argparse.Namespace, saved_method: str) -> dict:
@@ -170,7 +198,7 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
             f"error: --method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)"
         )
     pipe = ImagePipeline.from_pretrained(args.model, args.device) if args.model else ImagePipeline.default(args.device)
-    decode = _decode_overrides(args, pipe.settings.method)
+    decode = decode_overrides(args, pipe)
     if args.task == "sample":
         images = pipe.generate(num=args.num, labels=args.labels, seed=args.seed, progress=True, **decode)
     else:
@@ -206,18 +234,7 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
         )
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
-    decode = _decode_overrides(args, pipe.settings.method)
-    reuse = _reuse_options(args, pipe.settings.method) or {}
-    if args.plan:
-        decode.update(method=args.method or "group", plan=args.plan, plan_options=dict(reuse))
-    if args.plan_steps:
-        plan = args.plan or pipe.settings.plan
-        if plan in ("soundstorm",):
-            raise SystemExit("error: --plan-steps does not apply to soundstorm (use magnet, gipd or joint)")
-        steps = args.plan_steps[0] if plan == "joint" else args.plan_steps
-        decode.update(method="group", plan=plan, plan_options={"steps": steps, **reuse})
-    elif reuse and not args.plan and decode["method"] in (None, "group") and pipe.settings.method == "group":
-        decode["plan_options"] = {**pipe.settings.plan_options, **reuse}  # the saved plan, decoded with reuse
+    decode = decode_overrides(args, pipe)
     if args.task != "sample" and not args.input:
         raise SystemExit(f"error: audio {args.task} needs --input FILE [FILE ...]")
     if args.task == "infill" and (args.start is None or args.end is None):

@@ -1,0 +1,185 @@
+"""One evaluation per modality: reference statistics, extractors and scores behind ``mgm-eval``.
+
+An evaluation knows its modality's embedded reference data, how to read samples from a folder,
+its feature extractors (name -> samples [M, ...] -> features [M', F]) and its label scores (the
+judge's conditional accuracy; for Tones8 also the exact pitch checker). Decoders and pipelines
+stay modality-free; this module is one of the edges that knows images from audio.
+
+Reference statistics are computed once per (extractor weights, source, number, seed) and cached
+as ``.npz`` in ``cache_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from mgm.eval.frechet import FeatureStatistics
+from mgm.eval.image_quality import classify
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """A short hash of a module's weights: reference statistics are only reused for the same extractor."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
+def batched_statistics(extract: Callable, samples: torch.Tensor, batch_size: int = 256) -> FeatureStatistics:
+    stats = FeatureStatistics()
+    with torch.no_grad():
+        for chunk in samples.split(batch_size):
+            stats.update(extract(chunk))
+    return stats
+
+
+def _files_with_labels(folder: Path, suffixes: tuple[str, ...], classes: tuple[str, ...]):
+    """Files under ``folder`` (recursively) and their labels: the class index of each file's parent
+    folder name when every file sits in a folder named after a class, else None."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of samples")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    if not files:
+        raise ValueError(f"{folder}: no {'/'.join(suffixes)} files")
+    parents = [p.parent.name for p in files]
+    if all(name in classes for name in parents):
+        return files, torch.tensor([classes.index(name) for name in parents])
+    return files, None
+
+
+class Evaluation:
+    """Base: subclasses set ``modality``, ``classes`` and implement the modality hooks."""
+
+    modality: str
+    classes: tuple[str, ...]
+
+    def __init__(self, judge: torch.nn.Module):
+        self.judge = judge.eval()
+        self.extractors: dict[str, tuple[Callable, str]] = {"judge": (self._judge_features, module_digest(judge))}
+
+    def _judge_features(self, samples: torch.Tensor) -> torch.Tensor:
+        return classify(self.judge, samples)[1]
+
+    def add_extractor(self, name: str, extract: Callable, digest: str) -> None:
+        self.extractors[name] = (extract, digest)
+
+    # -- modality hooks -------------------------------------------------------------------------
+
+    def real_samples(self, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def read_samples(self, folder) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def label_scores(self, samples: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        return {"judge_accuracy": float((classify(self.judge, samples)[0] == labels.cpu()).float().mean())}
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def reference(self, name: str, num: int, seed: int, cache_dir, folder=None) -> FeatureStatistics:
+        """The reference statistics of extractor ``name``: of ``folder``'s samples, or of ``num``
+        embedded real samples drawn with ``seed``; cached in ``cache_dir``."""
+        extract, digest = self.extractors[name]
+        source = (
+            f"folder-{hashlib.sha1(str(Path(folder).resolve()).encode()).hexdigest()[:8]}" if folder else "embedded"
+        )
+        path = Path(cache_dir) / f"{self.modality}_{name}_{digest}_{source}_{num}_seed{seed}.npz"
+        if path.is_file():
+            return FeatureStatistics.load(path)
+        samples = self.read_samples(folder)[0] if folder else self.real_samples(num, seed)[0]
+        stats = batched_statistics(extract, samples)
+        stats.save(path, overwrite=True)
+        return stats
+
+    def score(self, samples: torch.Tensor, labels: torch.Tensor | None, references: dict) -> dict[str, float]:
+        """Label scores (when labels are known) and a Frechet distance per extractor in ``references``."""
+        scores = {} if labels is None else self.label_scores(samples, labels)
+        for name, reference in references.items():
+            scores[f"frechet_{name}"] = batched_statistics(self.extractors[name][0], samples).distance(reference)
+        return scores
+
+
+class ImageEvaluation(Evaluation):
+    """Shapes10 by default: the shipped judge (``mgm/pretrained/shapes_classifier``); FID-style
+    distance on its features; ``inception=True`` adds torchmetrics' Inception features (FID)."""
+
+    modality = "image"
+
+    def __init__(self, judge_dir=None, image_size: int = 32, inception: bool = False):
+        from mgm.data.shapes import CLASSES
+        from mgm.eval.classifier import ImageClassifier
+
+        super().__init__(ImageClassifier.from_pretrained(judge_dir or PRETRAINED / "shapes_classifier"))
+        self.classes, self.image_size = CLASSES, image_size
+        if inception:
+            from mgm.eval.extractors import InceptionFID
+
+            inception_net = InceptionFID().metric.inception
+            self.add_extractor("inception", lambda x: inception_net((x * 255).byte()).double(), "fid-inception-v3")
+
+    def real_samples(self, num: int, seed: int):
+        from mgm.data.shapes import make_shapes
+
+        labels = torch.arange(num) % len(self.classes)
+        return make_shapes(num, self.image_size, seed=seed, labels=labels)[0], labels
+
+    def read_samples(self, folder):
+        from mgm.pipelines.image_io import read_image
+
+        files, labels = _files_with_labels(folder, IMAGE_SUFFIXES, self.classes)
+        images = [read_image(p) for p in files]
+        if len({tuple(x.shape) for x in images}) > 1:
+            raise ValueError(f"{folder}: images of different sizes; expected one size")
+        return torch.stack(images), labels
+
+
+class AudioEvaluation(Evaluation):
+    """Tones8 by default: the shipped judge (``mgm/pretrained/tones_classifier``) and the exact pitch
+    checker; FAD-style distance on the judge's features, and with ``codec`` (an EncodecTokenizer)
+    on its encoder's frame embeddings (fadtk's "encodec-emb")."""
+
+    modality = "audio"
+
+    def __init__(self, judge_dir=None, seconds: float = 2.0, codec=None):
+        from mgm.data.tones import CLASSES
+        from mgm.eval.audio_classifier import AudioClassifier
+
+        super().__init__(AudioClassifier.from_pretrained(judge_dir or PRETRAINED / "tones_classifier"))
+        self.classes, self.seconds, self.sample_rate = CLASSES, seconds, self.judge.sample_rate
+        if codec is not None:
+            from mgm.eval.extractors import EncodecEmbedder
+
+            embedder = EncodecEmbedder(codec)
+            self.add_extractor("encodec", lambda x: embedder(x, self.sample_rate), module_digest(codec.model))
+
+    def real_samples(self, num: int, seed: int):
+        from mgm.data.tones import make_tones
+
+        labels = torch.arange(num) % len(self.classes)
+        return make_tones(num, self.seconds, self.sample_rate, seed=seed, labels=labels)[0], labels
+
+    def read_samples(self, folder):
+        from mgm.data.audio_io import read_audio
+
+        files, labels = _files_with_labels(folder, AUDIO_SUFFIXES, self.classes)
+        clips = [read_audio(p, self.sample_rate, channels=1)[0] for p in files]
+        length = min(c.shape[-1] for c in clips)  # clips are cut to the shortest
+        return torch.stack([c[..., :length] for c in clips]), labels
+
+    def label_scores(self, samples: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        from mgm.data.tones import classify_tones
+
+        scores = super().label_scores(samples, labels)
+        checked = classify_tones(samples, self.sample_rate) == labels.cpu()
+        scores["pitch_checker_agreement"] = float(checked.float().mean())
+        return scores
