@@ -44,9 +44,9 @@ def test_eval_audio_with_the_codec_embedding_against_a_reference_folder(tiny_aud
     model = tiny_audio_pipeline.save_pretrained(tmp_path / "pipe")
     real, _ = make_tones(8, 0.3, 8000, seed=2)  # the tiny pipeline's clips are 0.2 s
     write_wavs({f"{i}.wav": clip for i, clip in enumerate(real)}, 8000, tmp_path / "real")
+    paths = ["--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r.json")]
     report = evaluate.main(["audio", "--model", str(model), "--num", "6", "--encodec", "--reference-folder",
-                            str(tmp_path / "real"), "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r.json"),
-                            "--device", "cpu"])  # fmt: skip
+                            str(tmp_path / "real"), *paths, "--device", "cpu"])  # fmt: skip
     scores = report["scores"]
     assert report["reference"] == str(tmp_path / "real") and len(list((tmp_path / "c").iterdir())) == 2
     assert set(scores) == {"judge_accuracy", "pitch_checker_agreement", "frechet_judge", "frechet_encodec"}
