@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench pretrained-image pretrained-audio clean
+.PHONY: install test lint demo bench pretrained-image pretrained-audio pretrained-ar clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ pretrained-image: $(STAMP)
 	rm -rf mgm/pretrained/image_shapes mgm/pretrained/shapes_classifier
 	cp -r outputs/image/pipeline mgm/pretrained/image_shapes
 	cp -r outputs/image/classifier/model mgm/pretrained/shapes_classifier
+
+# The AR Shapes10 pipeline beside the masked one (same tokenizer: run pretrained-image first).
+pretrained-ar: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/image/ar_shapes.yaml
+	rm -rf mgm/pretrained/ar_image_shapes
+	cp -r outputs/image/ar/pipeline mgm/pretrained/ar_image_shapes
 
 pretrained-audio: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/codec_tones.yaml

@@ -1,6 +1,7 @@
 """AR sampling against Speculative Jacobi Decoding (and the masked pipeline's MaskGIT) in one process.
 
-    .venv/bin/python benchmarks/sjd_speed.py --model AR_PIPELINE_DIR [--masked DIR] [--num 256] [--out FILE]
+    .venv/bin/python benchmarks/sjd_speed.py [--model AR_PIPELINE_DIR] [--masked DIR] [--num 256] [--out FILE]
+        [--markdown FILE]
 
 Per method: forward passes per image (step compression against AR), wall time per image at
 batch 1 (median of --repeats) and for a batch of 16, and quality (Shapes10 classifier accuracy and
@@ -22,6 +23,7 @@ from mgm.data.shapes import make_shapes
 from mgm.eval import ImageClassifier, feature_statistics, frechet_distance
 from mgm.eval.image_quality import classify
 from mgm.pipelines import ARImagePipeline, ImagePipeline
+from mgm.pipelines.ar_image import DEFAULT_AR_PIPELINE
 from mgm.pipelines.image import DEFAULT_IMAGE_PIPELINE
 
 DEFAULT_CLASSIFIER = DEFAULT_IMAGE_PIPELINE.parent / "shapes_classifier"
@@ -29,20 +31,21 @@ METHODS = {
     "ar": dict(method="ar"),
     **{
         f"sjd window {w}, {init}": dict(method="sjd", window=w, init=init)
-        for w in (8, 16)
-        for init in ("random", "above")
+        for w in (4, 8, 16)
+        for init in ("random", "prev", "above")
     },
 }
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True, help="an ARImagePipeline folder")
+    parser.add_argument("--model", default=str(DEFAULT_AR_PIPELINE), help="an ARImagePipeline folder")
     parser.add_argument("--masked", default=str(DEFAULT_IMAGE_PIPELINE), help="a masked ImagePipeline to compare")
     parser.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     parser.add_argument("--num", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out")
+    parser.add_argument("--markdown")
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
@@ -52,7 +55,8 @@ def main() -> dict:
     real, _ = make_shapes(args.num, pipe.image_size, seed=2, labels=labels)
     real_stats = feature_statistics(classify(classifier, real)[1])
     report = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-              "num": args.num, "methods": {}}  # fmt: skip
+              "num": args.num, "settings": {"temperature": pipe.settings.temperature,
+              "guidance_scale": pipe.settings.guidance_scale, "top_k": pipe.settings.top_k}, "methods": {}}  # fmt: skip
 
     def quality(codes_to_images, result):
         preds, features = classify(classifier, codes_to_images(result.codes))
@@ -79,12 +83,39 @@ def main() -> dict:
         row = {"nfe_per_image": masked.settings.num_steps, "ms_per_image_batch1": one, "ms_per_image_batch16": sixteen}
         row.update(quality(masked.tokenizer.decode, result))
         report["methods"][f"masked maskgit {masked.settings.num_steps} steps"] = row
+    base = report["methods"]["ar"]
+    for row in report["methods"].values():
+        row["fewer_passes_than_ar"] = base["nfe_per_image"] / row["nfe_per_image"]
+        row["speedup_batch1"] = base["ms_per_image_batch1"] / row["ms_per_image_batch1"]
+        row["speedup_batch16"] = base["ms_per_image_batch16"] / row["ms_per_image_batch16"]
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown_table(report))
     return report
+
+
+def markdown_table(report: dict) -> str:
+    s = report["settings"]
+    lines = [
+        f"Machine: {report['machine']}; {report['num']} images per method; AR settings: temperature "
+        f"{s['temperature']}, guidance {s['guidance_scale']}, top-k {s['top_k']}.",
+        "",
+        "| method | passes per image | fewer passes than AR | ms/image b=1 | speed-up b=1 | ms/image b=16 "
+        "| speed-up b=16 | accuracy | Frechet distance |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in report["methods"].items():
+        lines.append(
+            f"| {name} | {r['nfe_per_image']:.1f} | {r['fewer_passes_than_ar']:.2f}x | {r['ms_per_image_batch1']:.1f} "
+            f"| {r['speedup_batch1']:.2f}x | {r['ms_per_image_batch16']:.1f} | {r['speedup_batch16']:.2f}x | "
+            f"{r['accuracy']:.3f} | {r['frechet_distance']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -198,9 +198,13 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
         "--data.init_args.images.init_args.image_size=16",
         "--data.init_args.batch_size=8",
         f"--trainer.callbacks.init_args.directory={tmp_path / 'ar'}",
+        f"--trainer.callbacks.init_args.tokenizer={tok}",
     ]
     train.main(["fit", "--config", str(ROOT / "configs/image/ar_shapes.yaml"), *common, *ar])
-    assert (tmp_path / "ar" / "config.json").is_file()
+    from mgm.pipelines import ARImagePipeline
+
+    pipe = ARImagePipeline.from_pretrained(tmp_path / "ar")
+    assert pipe.settings.method == "sjd" and pipe.generate(2, seed=0).shape == (2, 3, 16, 16)
 
 
 def test_generate_audio_sample_continue_infill(tiny_audio_pipeline, tmp_path, capsys):

@@ -9,6 +9,7 @@ one token set. Saved as a folder like the masked pipelines (``pipeline.json``, `
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -21,6 +22,7 @@ from mgm.tokenizers.image_vq import ImageVQ
 from mgm.tokens import unflatten_codes
 
 AR_METHODS = ("ar", "sjd")
+DEFAULT_AR_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "ar_image_shapes"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class ARImagePipeline(MaskedPipeline):
     tokenizer_class = ImageVQ
     model_class = ARTransformer
     settings_class = ARDecodeSettings
+
+    @classmethod
+    def default(cls, device: torch.device | str = "cpu") -> ARImagePipeline:
+        """The small class-conditional AR Shapes10 pipeline shipped in the package (same tokenizer
+        as the masked one)."""
+        if not (DEFAULT_AR_PIPELINE / "pipeline.json").is_file():
+            raise FileNotFoundError(
+                f"the shipped AR image pipeline is missing from {DEFAULT_AR_PIPELINE}; pass a pipeline folder "
+                "(train one with `make pretrained-ar`)"
+            )
+        return cls.from_pretrained(DEFAULT_AR_PIPELINE, device)
 
     @staticmethod
     def check_specs(tokenizer, transformer) -> None:

@@ -37,7 +37,8 @@ class SavePipeline(L.Callback):
         pipeline: dotted path of the pipeline class, e.g. ``mgm.pipelines.ImagePipeline``.
         tokenizer: folder of the tokenizer the codes were made with.
         class_names: names of the class labels, stored in ``pipeline.json``.
-        settings: decode defaults (``mgm.pipelines.DecodeSettings`` fields).
+        settings: decode defaults (the fields of the pipeline's ``settings_class``, e.g.
+            ``mgm.pipelines.DecodeSettings`` or ``ARDecodeSettings``).
     """
 
     def __init__(
@@ -59,13 +60,11 @@ class SavePipeline(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from mgm.pipelines.base import DecodeSettings  # pipelines import training-free modules only
-
         module_name, _, class_name = self.pipeline.rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
         tokenizer = cls.tokenizer_class.from_pretrained(self.tokenizer)
         transformer = copy.deepcopy(pl_module.model).cpu()
-        pipe = cls(tokenizer, transformer, DecodeSettings().update(**self.settings), self.class_names)
+        pipe = cls(tokenizer, transformer, cls.settings_class().update(**self.settings), self.class_names)
         pipe.save_pretrained(self.directory, overwrite=self.overwrite)
 
 
