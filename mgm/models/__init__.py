@@ -3,5 +3,14 @@
 from mgm.models.ar_transformer import ARCache, ARTransformer
 from mgm.models.conditioning import Condition
 from mgm.models.masked_transformer import MaskedTransformer
+from mgm.models.text import HFTextEncoder, TextEncoding, WordTextEncoder
 
-__all__ = ["ARCache", "ARTransformer", "Condition", "MaskedTransformer"]
+__all__ = [
+    "ARCache",
+    "ARTransformer",
+    "Condition",
+    "HFTextEncoder",
+    "MaskedTransformer",
+    "TextEncoding",
+    "WordTextEncoder",
+]

@@ -86,9 +86,11 @@ class Block(nn.Module):
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
         is_causal: bool = False,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S]."""
-        x = x + self.dropout(self.attn(self.norm1(x), is_causal=is_causal))
+        """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S];
+        key_mask: BoolTensor[B, L], True = a real position (padding is not attended to)."""
+        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, is_causal=is_causal))
         return self._cross_and_mlp(x, context, context_mask)
 
     def _cross_and_mlp(self, x, context, context_mask) -> torch.Tensor:
