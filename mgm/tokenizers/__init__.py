@@ -3,5 +3,6 @@
 from mgm.tokenizers.audio_encodec import EncodecTokenizer
 from mgm.tokenizers.base import Tokenizer
 from mgm.tokenizers.image_vq import ImageVQ
+from mgm.tokenizers.motion_vq import MotionVQ
 
-__all__ = ["EncodecTokenizer", "ImageVQ", "Tokenizer"]
+__all__ = ["EncodecTokenizer", "ImageVQ", "MotionVQ", "Tokenizer"]

@@ -5,6 +5,7 @@ from mgm.training.callbacks import ImageSampleGrid, SavePipeline, SavePretrained
 from mgm.training.codec import CodecTraining
 from mgm.training.datamodules import CodesDataModule, CodesFileDataModule, MarkovCodesDataModule
 from mgm.training.masked import MaskedTokenTraining, condition_from_batch
+from mgm.training.motion_vq import MotionVQTraining
 
 __all__ = [
     "ARTraining",
@@ -15,6 +16,7 @@ __all__ = [
     "CodesFileDataModule",
     "MarkovCodesDataModule",
     "MaskedTokenTraining",
+    "MotionVQTraining",
     "SavePretrained",
     "condition_from_batch",
 ]

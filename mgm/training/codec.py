@@ -38,6 +38,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from mgm.tokenizers.audio_encodec import EncodecTokenizer
+from mgm.training.codebooks import code_usage
 from mgm.training.optim import adamw_with_warmup_cosine
 
 CODEBOOK_INITS = ("data", "kmeans", "keep")
@@ -251,11 +252,9 @@ class CodecTraining(L.LightningModule):
         and the share of dead codes (by the EMA counts) over the codebooks in use."""
         bins = self.tokenizer.bins
         for k, level in enumerate(codes):  # codes: (K, B, N)
-            counts = torch.bincount(level.flatten(), minlength=bins).float()
-            share = counts / counts.sum()
-            entropy = -(share * share.clamp_min(1e-12).log()).sum()
-            self.log(f"train/perplexity_{k}", entropy.exp(), batch_size=latents.shape[0])
-            self.log(f"train/usage_{k}", (counts > 0).float().mean(), batch_size=latents.shape[0])
+            share, perplexity = code_usage(level, bins)
+            self.log(f"train/perplexity_{k}", perplexity, batch_size=latents.shape[0])
+            self.log(f"train/usage_{k}", (share > 0).float().mean(), batch_size=latents.shape[0])
         dead = torch.stack([self._dead(book, latents) for book in self._codebooks(len(codes))])
         self.log("train/dead_codes", dead.float().mean(), batch_size=latents.shape[0])
 

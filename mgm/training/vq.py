@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 
 from mgm.tokenizers.image_vq import ImageVQ
+from mgm.training.codebooks import code_usage
 from mgm.training.optim import adamw_with_warmup_cosine
 
 
@@ -177,11 +178,9 @@ class ImageVQTraining(L.LightningModule):
 
     @torch.no_grad()
     def _track_usage(self, indices: torch.Tensor, terms: dict) -> None:
-        counts = torch.bincount(indices.flatten(), minlength=self.usage.numel()).float()
-        share = counts / counts.sum()
+        share, perplexity = code_usage(indices, self.usage.numel())
         self.usage.mul_(self.hparams.usage_decay).add_(share, alpha=1 - self.hparams.usage_decay)
-        entropy = -(share * share.clamp_min(1e-12).log()).sum()
-        self.log("train/perplexity", entropy.exp(), prog_bar=True)
+        self.log("train/perplexity", perplexity, prog_bar=True)
         self.log("train/dead_codes", self.dead_codes().float().mean())
 
     def dead_codes(self) -> torch.Tensor:
