@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -113,3 +114,14 @@ class PretrainedMixin:
                 f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
             )
         return module.to(map_location).eval()
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """SHA-256 over a module's parameters and buffers (names, shapes and values): what a cache made
+    with it (pre-tokenized codes, reference statistics) is keyed by."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()

@@ -65,3 +65,18 @@ def tiny_audio_pipeline():
     transformer = MaskedTransformer([256] * 4, [10], dim=32, depth=1, num_heads=2, num_classes=3)
     settings = DecodeSettings(method="group", plan="gipd", plan_options={"steps": [3, 2]})
     return AudioPipeline(tokenizer, transformer, settings, ["low", "mid", "high"])
+
+
+@pytest.fixture
+def tiny_motion_pipeline():
+    """Part-aware MotionVQ (2 codebooks of 16), clips of up to 10 tokens (40 frames, 2 s), captions
+    through a hashed-word encoder."""
+    from mgm.models.text import WordTextEncoder
+    from mgm.pipelines.motion import MotionPipeline
+    from mgm.tokenizers import MotionVQ
+
+    torch.manual_seed(0)
+    tokenizer = MotionVQ(codebook_size=16, code_dim=8, width=16, depth=1, max_frames=40).eval()
+    text = WordTextEncoder(dim=16, depth=1, num_heads=2, num_buckets=64)
+    transformer = MaskedTransformer([16, 16], [10], dim=32, depth=1, num_heads=2, context_dim=16)
+    return MotionPipeline(tokenizer, transformer, text_encoder=text)

@@ -6,7 +6,6 @@ with the same fingerprint reads the file instead of re-encoding, a different one
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -15,19 +14,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mgm.data.codes import load_codes, read_codes_metadata, save_codes
+from mgm.io import weights_fingerprint
 from mgm.tokens import TokenSpec
 
 log = logging.getLogger(__name__)
-
-
-def tokenizer_fingerprint(tokenizer: torch.nn.Module) -> str:
-    """SHA-256 over the tokenizer's parameters and buffers (names, shapes and values)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(tokenizer.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()
 
 
 @torch.no_grad()
@@ -44,7 +34,7 @@ def pretokenize(
     Returns (codes [M, K, N], labels [M] or None, spec) like ``load_codes``.
     """
     path = Path(path)
-    fingerprint = {"tokenizer_sha256": tokenizer_fingerprint(tokenizer), "source": source}
+    fingerprint = {"tokenizer_sha256": weights_fingerprint(tokenizer), "source": source}
     if path.is_file():
         stored = read_codes_metadata(path)
         if all(stored.get(k) == v for k, v in fingerprint.items()):

@@ -19,19 +19,11 @@ import torch
 
 from mgm.eval.frechet import FeatureStatistics
 from mgm.eval.image_quality import classify
+from mgm.io import weights_fingerprint
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """A short hash of a module's weights: reference statistics are only reused for the same extractor."""
-    h = hashlib.sha1()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:10]
 
 
 def batched_statistics(extract: Callable, samples: torch.Tensor, batch_size: int = 256) -> FeatureStatistics:
@@ -65,7 +57,9 @@ class Evaluation:
 
     def __init__(self, judge: torch.nn.Module):
         self.judge = judge.eval()
-        self.extractors: dict[str, tuple[Callable, str]] = {"judge": (self._judge_features, module_digest(judge))}
+        self.extractors: dict[str, tuple[Callable, str]] = {
+            "judge": (self._judge_features, weights_fingerprint(judge)[:10])
+        }
 
     def _judge_features(self, samples: torch.Tensor) -> torch.Tensor:
         return classify(self.judge, samples)[1]
@@ -160,7 +154,9 @@ class AudioEvaluation(Evaluation):
             from mgm.eval.extractors import EncodecEmbedder
 
             embedder = EncodecEmbedder(codec)
-            self.add_extractor("encodec", lambda x: embedder(x, self.sample_rate), module_digest(codec.model))
+            self.add_extractor(
+                "encodec", lambda x: embedder(x, self.sample_rate), weights_fingerprint(codec.model)[:10]
+            )
 
     def real_samples(self, num: int, seed: int):
         from mgm.data.tones import make_tones

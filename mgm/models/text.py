@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,19 +62,33 @@ def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class WordTextEncoder(PretrainedMixin, nn.Module):
     """Lower-cased words -> embeddings + positions -> ``depth`` pre-norm transformer blocks.
 
-    ``vocab``: the words it knows (index 0 is padding, 1 unknown; build it with ``build_vocab``).
-    Captions longer than ``max_words`` are cut. Saved like every mgm module (JSON config holding
-    the vocabulary + safetensors).
+    Words become ids by a vocabulary or by hashing:
+    - ``vocab``: the words it knows (index 0 is padding, 1 unknown; build it with ``build_vocab``);
+    - ``vocab=None``: each word's id is 2 + crc32(word) mod ``num_buckets``, so a recipe needs no
+      vocabulary up front (at a few hundred words in 4096 buckets, collisions are rare).
+    Captions longer than ``max_words`` are cut. Saved like every mgm module (JSON config, which
+    holds the vocabulary, + safetensors).
     """
 
-    def __init__(self, vocab: list[str], dim: int = 128, depth: int = 2, num_heads: int = 4, max_words: int = 32):
+    def __init__(
+        self,
+        vocab: list[str] | None = None,
+        dim: int = 128,
+        depth: int = 2,
+        num_heads: int = 4,
+        max_words: int = 32,
+        num_buckets: int = 4096,
+    ):
         super().__init__()
-        if list(vocab[:2]) != [PAD, UNK]:
+        if vocab is not None and list(vocab[:2]) != [PAD, UNK]:
             raise ValueError(f"vocab: expected {PAD!r} and {UNK!r} first (use WordTextEncoder.build_vocab)")
-        self.config = {"vocab": list(vocab), "dim": dim, "depth": depth, "num_heads": num_heads, "max_words": max_words}
-        self.index = {word: i for i, word in enumerate(vocab)}
-        self.max_words, self.dim = max_words, dim
-        self.embed = nn.Embedding(len(vocab), dim, padding_idx=0)
+        self.config = {
+            "vocab": None if vocab is None else list(vocab), "dim": dim, "depth": depth, "num_heads": num_heads,
+            "max_words": max_words, "num_buckets": num_buckets,
+        }  # fmt: skip
+        self.index = None if vocab is None else {word: i for i, word in enumerate(vocab)}
+        self.max_words, self.dim, self.num_buckets = max_words, dim, num_buckets
+        self.embed = nn.Embedding(2 + num_buckets if vocab is None else len(vocab), dim, padding_idx=0)
         self.position = nn.Parameter(torch.randn(max_words, dim) * 0.02)
         self.blocks = nn.ModuleList(Block(dim, num_heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
@@ -91,12 +106,17 @@ class WordTextEncoder(PretrainedMixin, nn.Module):
     def tokenize(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
         """Captions -> (ids LongTensor[B, L], mask BoolTensor[B, L]); L = the longest caption's words."""
         texts = check_captions(texts)
-        rows = [[self.index.get(w, 1) for w in self.words(t)][: self.max_words] or [1] for t in texts]
+        rows = [[self._id(w) for w in self.words(t)][: self.max_words] or [1] for t in texts]
         length = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), length, dtype=torch.long)
         for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row)
         return ids, ids != 0
+
+    def _id(self, word: str) -> int:
+        if self.index is None:
+            return 2 + zlib.crc32(word.encode()) % self.num_buckets
+        return self.index.get(word, 1)
 
     def forward(self, texts) -> TextEncoding:
         ids, mask = self.tokenize(texts)

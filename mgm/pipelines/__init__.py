@@ -11,7 +11,19 @@ def __getattr__(name):
         from mgm.pipelines.audio import AudioPipeline
 
         return AudioPipeline
+    if name == "MotionPipeline":
+        from mgm.pipelines.motion import MotionPipeline
+
+        return MotionPipeline
     raise AttributeError(f"module 'mgm.pipelines' has no attribute {name!r}")
 
 
-__all__ = ["ARDecodeSettings", "ARImagePipeline", "AudioPipeline", "DecodeSettings", "ImagePipeline", "MaskedPipeline"]
+__all__ = [
+    "ARDecodeSettings",
+    "ARImagePipeline",
+    "AudioPipeline",
+    "DecodeSettings",
+    "ImagePipeline",
+    "MaskedPipeline",
+    "MotionPipeline",
+]

@@ -187,10 +187,12 @@ class MaskedPipeline:
         batch_size: int = 64,
         progress: bool = False,
         spec=None,
+        condition: Condition | None = None,
     ) -> DecodeResult:
         """Decode ``num`` samples in batches of ``batch_size`` -> one DecodeResult (codes [num, K, N]).
 
         ``spec``: the token spec to decode (default the model's; 1-D models also take shorter ones).
+        ``condition``: a Condition of ``num`` rows (e.g. caption contexts) instead of ``labels``.
         The result's ``trace`` is the first batch's (every batch runs the same steps).
         """
         decoder = get_masked_decoder(settings.method)
@@ -205,7 +207,10 @@ class MaskedPipeline:
         model = _CountingModel(self.transformer, bar)
         for start in starts:
             stop = min(num, start + batch_size)
-            cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
+            if condition is not None:
+                cond = condition.select(slice(start, stop)).to(device)
+            else:
+                cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
             result = decoder(
                 model,
                 spec,
@@ -258,4 +263,10 @@ class MaskedPipeline:
         tokenizer = cls.tokenizer_class.from_pretrained(directory / "tokenizer")
         transformer = cls.model_class.from_pretrained(directory / "transformer")
         settings = cls.settings_class(**config.get("settings", {}))
-        return cls(tokenizer, transformer, settings, config.get("class_names")).to(device)
+        extra = cls.load_extra(directory, config)
+        return cls(tokenizer, transformer, settings, config.get("class_names"), **extra).to(device)
+
+    @classmethod
+    def load_extra(cls, directory: Path, config: dict) -> dict:
+        """Constructor arguments beyond the tokenizer and transformer that a subclass saved."""
+        return {}

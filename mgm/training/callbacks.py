@@ -64,7 +64,9 @@ class SavePipeline(L.Callback):
         cls = getattr(importlib.import_module(module_name), class_name)
         tokenizer = cls.tokenizer_class.from_pretrained(self.tokenizer)
         transformer = copy.deepcopy(pl_module.model).cpu()
-        pipe = cls(tokenizer, transformer, cls.settings_class().update(**self.settings), self.class_names)
+        text_encoder = getattr(pl_module, "text_encoder", None)
+        extra = {} if text_encoder is None else {"text_encoder": copy.deepcopy(text_encoder).cpu()}
+        pipe = cls(tokenizer, transformer, cls.settings_class().update(**self.settings), self.class_names, **extra)
         pipe.save_pretrained(self.directory, overwrite=self.overwrite)
 
 

@@ -1,7 +1,8 @@
 """Masked-token training: the LightningModule around a MaskedTransformer.
 
 Modality-free: batches are dicts with ``codes`` LongTensor[B, K, N] and optionally ``labels``
-[B], ``context`` [B, S, D], ``context_mask`` [B, S].
+[B], ``context`` [B, S, D], ``context_mask`` [B, S], or ``captions`` (list of B strings) that the
+module's ``text_encoder`` turns into the context.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mgm.models.conditioning import Condition
 from mgm.models.masked_transformer import MaskedTransformer
@@ -37,6 +39,9 @@ class MaskedTokenTraining(L.LightningModule):
             see mgm.schedules.groups) with ``plan_options`` for its builder: each example is then
             trained on one random group (earlier groups given, later ones masked, loss on the
             group's masked tokens), as the plan decodes. None masks all K * N tokens jointly.
+        text_encoder: a caption encoder (``mgm.models.text``) whose tokens become the context of
+            batches with ``captions``; trained with the model unless its parameters are frozen
+            (``HFTextEncoder``). The model needs ``context_dim`` = the encoder's width.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class MaskedTokenTraining(L.LightningModule):
         cond_drop_prob: float = 0.1,
         plan: str | None = None,
         plan_options: dict | None = None,
+        text_encoder: nn.Module | None = None,
     ):
         super().__init__()
         get_mask_schedule(schedule)
@@ -59,8 +65,9 @@ class MaskedTokenTraining(L.LightningModule):
             raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing={label_smoothing}: expected a number in [0, 1)")
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "text_encoder"])
         self.model = model
+        self.text_encoder = text_encoder
         self.plan = None
         if plan is not None:
             options = {"schedule": schedule, **(plan_options or {})}
@@ -86,7 +93,7 @@ class MaskedTokenTraining(L.LightningModule):
         else:
             mask, target = group_training_mask(tuple(codes.shape), self.plan, device=codes.device)
         inputs = torch.where(mask, spec.mask_tensor(codes.device), codes)
-        cond = condition_from_batch(batch)
+        cond = self.condition(batch)
         if train and cond is not None and self.hparams.cond_drop_prob > 0:
             cond = cond.with_drop(torch.rand(codes.shape[0], device=codes.device) < self.hparams.cond_drop_prob)
         logits = self.model(inputs, cond)  # (B, K, N, V)
@@ -101,6 +108,14 @@ class MaskedTokenTraining(L.LightningModule):
             correct = correct + (pred.argmax(-1) == truth).sum()
         count = target.sum()
         return total / count, correct / count
+
+    def condition(self, batch: dict) -> Condition | None:
+        """The batch's condition: labels / context fields, or its captions through the text encoder."""
+        if "captions" not in batch or self.text_encoder is None:
+            return condition_from_batch(batch)
+        text = self.text_encoder(batch["captions"])
+        labels = batch.get("labels") if self.model.num_classes else None
+        return Condition(labels=labels, context=text.tokens, context_mask=text.mask)
 
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss, accuracy = self.masked_loss(batch, train=stage == "train")
@@ -120,8 +135,9 @@ class MaskedTokenTraining(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         h = self.hparams
+        trained = self.model if self.text_encoder is None else nn.ModuleList([self.model, self.text_encoder])
         return adamw_with_warmup_cosine(
-            self.model,
+            trained,
             h.lr,
             h.weight_decay,
             tuple(h.betas),

@@ -1,0 +1,149 @@
+"""Motion tokens for the masked motion model: clips of different lengths, batched by length.
+
+Each clip is encoded once by a MotionVQ (whole, at its own length) into codes [2, N_i] and cached
+(codes concatenated, lengths, labels; captions in the file's metadata). A training batch is
+``batch_size`` clips cropped to one token length N, drawn per batch uniformly from
+[``min_tokens``, ``max_tokens``] among the lengths enough clips reach (``LengthBatches``), so the
+model sees every length it will be asked for without padding. Batches:
+``{"codes": LongTensor[B, 2, N], "captions": list[str], "labels": LongTensor[B]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mgm.data.motions import MotionsDataset
+from mgm.io import atomic_write, weights_fingerprint
+from mgm.tokenizers.motion_vq import MotionVQ
+
+log = logging.getLogger(__name__)
+
+
+def pretokenize_motions(tokenizer: MotionVQ, dataset: Dataset, path, source: str) -> tuple[list, list, torch.Tensor]:
+    """Encode every clip of ``dataset`` (items with normalised ``motion`` [F, 263], ``caption``,
+    ``label``) into ``path``, or reuse it when the tokenizer and source match.
+    Returns (codes: list of [2, N_i], captions, labels [M])."""
+    path = Path(path)
+    fingerprint = {"tokenizer_sha256": weights_fingerprint(tokenizer), "source": source}
+    if path.is_file():
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+            if all(meta.get(k) == v for k, v in fingerprint.items()):
+                log.info("reusing motion codes in %s", path)
+                codes, lengths, labels = (f.get_tensor(name) for name in ("codes", "lengths", "labels"))
+                return list(codes.split(lengths.tolist(), dim=1)), json.loads(meta["captions"]), labels
+    device = next(tokenizer.parameters()).device
+    codes, captions, labels = [], [], []
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            item = dataset[i]
+            frames = item["motion"].shape[0] // tokenizer.downsample * tokenizer.downsample
+            codes.append(tokenizer.encode(item["motion"][None, :frames].to(device))[0].cpu())
+            captions.append(item["caption"])
+            labels.append(int(item.get("label", -1)))
+    tensors = {
+        "codes": torch.cat(codes, 1).contiguous(),
+        "lengths": torch.tensor([c.shape[1] for c in codes]),
+        "labels": torch.tensor(labels),
+    }
+    metadata = {**fingerprint, "captions": json.dumps(captions)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=True)
+    return codes, captions, tensors["labels"]
+
+
+class MotionCodes(Dataset):
+    """Clips' codes; an item key is (clip index, token length N): a random N-token window of it."""
+
+    def __init__(self, codes: list[torch.Tensor], captions: list[str], labels: torch.Tensor):
+        self.codes, self.captions, self.labels = codes, captions, labels
+        self.lengths = torch.tensor([c.shape[1] for c in codes])
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, n = key
+        codes = self.codes[index]
+        start = int(torch.randint(codes.shape[1] - n + 1, ()))
+        return {"codes": codes[:, start : start + n], "captions": self.captions[index], "labels": self.labels[index]}
+
+
+class LengthBatches(Sampler):
+    """Batches of (clip, N) keys with one N per batch (see the module doc); ``num_batches`` per epoch."""
+
+    def __init__(self, lengths: torch.Tensor, batch_size: int, min_tokens: int, max_tokens: int, num_batches: int):
+        self.lengths, self.batch_size, self.num_batches = lengths, batch_size, num_batches
+        reachable = [n for n in range(min_tokens, max_tokens + 1) if int((lengths >= n).sum()) >= min(batch_size, 8)]
+        if not reachable:
+            raise ValueError(
+                f"min_tokens={min_tokens}, max_tokens={max_tokens}: no token length that at least 8 clips reach "
+                f"(clip lengths {int(lengths.min())}..{int(lengths.max())} tokens)"
+            )
+        self.choices = reachable
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        for _ in range(self.num_batches):
+            n = self.choices[int(torch.randint(len(self.choices), ()))]
+            eligible = (self.lengths >= n).nonzero()[:, 0]
+            picks = eligible[torch.randint(len(eligible), (self.batch_size,))]
+            yield [(int(i), n) for i in picks]
+
+
+class MotionTokensDataModule(L.LightningDataModule):
+    """Motions7 clips (``num_clips``, ``seed``) encoded by the MotionVQ saved in ``tokenizer`` and
+    cached in ``cache``; a seeded train/val split; length-bucketed batches."""
+
+    def __init__(
+        self,
+        tokenizer: str,
+        cache: str,
+        num_clips: int = 2000,
+        seed: int = 0,
+        batch_size: int = 64,
+        min_tokens: int = 10,
+        max_tokens: int = 30,
+        batches_per_epoch: int = 200,
+        val_fraction: float = 0.05,
+    ):
+        super().__init__()
+        self.tokenizer_dir, self.cache = tokenizer, cache
+        self.num_clips, self.seed, self.batch_size = num_clips, seed, batch_size
+        self.min_tokens, self.max_tokens, self.batches_per_epoch = min_tokens, max_tokens, batches_per_epoch
+        self.val_fraction = val_fraction
+        self.train_set = self.val_set = None
+
+    def describe(self) -> str:
+        return f"motions7(num={self.num_clips}, seed={self.seed})"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        tokenizer = MotionVQ.from_pretrained(self.tokenizer_dir)
+        self.spec = tokenizer.spec
+        clips = MotionsDataset(self.num_clips, self.seed, mean=tokenizer.mean, std=tokenizer.std)
+        codes, captions, labels = pretokenize_motions(tokenizer, clips, self.cache, self.describe())
+        order = torch.randperm(len(codes), generator=torch.Generator().manual_seed(self.seed)).tolist()
+        num_val = max(1, round(len(codes) * self.val_fraction))
+        pick = lambda idx: MotionCodes([codes[i] for i in idx], [captions[i] for i in idx], labels[idx])
+        self.val_set, self.train_set = pick(order[:num_val]), pick(order[num_val:])
+
+    def _loader(self, data: MotionCodes, num_batches: int) -> DataLoader:
+        batches = LengthBatches(data.lengths, self.batch_size, self.min_tokens, self.max_tokens, num_batches)
+        return DataLoader(data, batch_sampler=batches)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batches_per_epoch)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, 4)
