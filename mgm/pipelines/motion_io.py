@@ -4,7 +4,7 @@ Dimension legend: F feature frames, T animation frames, J = 22 joints, D = 263 f
 Features are FloatTensor[F, D] (``mgm.data.motion_features``); joints FloatTensor[T, J, 3] in metres,
 Y up (``mgm.data.skeleton``). ``recover_joints`` turns F feature frames into T = F joint frames.
 
-The animation is a 3D perspective view from the front right and a little above (elevation 20 degrees),
+The animation is a 3D perspective view from the front right and a little above (elevation 25 degrees),
 the way text-to-motion papers draw HumanML3D clips: a stick figure (the character's left limbs blue,
 right limbs red, spine and head dark grey) on a grey floor with a 0.5 m grid, the path of the root
 drawn on the floor behind it, the title at the top and the frame and time at the bottom. The camera
@@ -36,15 +36,16 @@ from mgm.io import atomic_write
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 RENDER_SIZE = 320  # px, width and height of an animation frame
 _DPI = 100
-ELEVATION, AZIMUTH = 20.0, -35.0  # degrees: the camera, above the floor and to the character's front right
+ELEVATION, AZIMUTH = 25.0, -35.0  # degrees: the camera, above the floor and to the character's front right
+ZOOM = 1.25  # matplotlib's 3D axes leave wide margins; this fills the frame without cutting the floor
 GRID_STEP = 0.5  # m between floor grid lines
-MIN_HALF_WIDTH = 1.0  # m: the view spans at least 2 m of floor around the root
+MIN_HALF_WIDTH = 0.8  # m: the view spans at least 1.6 m of floor around the root
 VIEW_MARGIN = 0.25  # m of room around the farthest a joint gets from the root, and above the highest
 GIF_COLOURS = 64  # one shared palette for every frame, so colours do not flicker between frames
 
 _SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728"}  # blue, red
 _SPINE_COLOUR = "#333333"
-_FLOOR_COLOUR, _GRID_COLOUR, _TRAIL_COLOUR = "#e4e4e4", "#b8b8b8", "#2ca02c"
+_FLOOR_COLOUR, _GRID_COLOUR, _SHADOW_COLOUR, _TRAIL_COLOUR = "#e8e8e8", "#bdbdbd", "#b0b0b0", "#2ca02c"
 _FFMPEG_INSTALL_HINT = "use a .gif path instead, or install ffmpeg"
 
 
@@ -84,8 +85,7 @@ def _view_box(joints: np.ndarray) -> tuple[float, float]:
     relative = joints[..., [0, 2]] - joints[:, :1, [0, 2]]  # [T, J, 2]: horizontal offsets from the root
     reach = float(np.abs(relative).max()) + VIEW_MARGIN
     top = float(joints[..., 1].max()) + VIEW_MARGIN
-    half_width = max(MIN_HALF_WIDTH, reach, top / 2)
-    return half_width, 2 * half_width  # a cube, drawn with equal aspect, so bones keep their lengths
+    return max(MIN_HALF_WIDTH, reach), top
 
 
 def _grid_segments(centre: np.ndarray, half_width: float) -> np.ndarray:
@@ -100,6 +100,16 @@ def _grid_segments(centre: np.ndarray, half_width: float) -> np.ndarray:
             xz = ends if axis == 0 else ends[:, ::-1]
             segments.append(np.stack([xz[:, 0], np.zeros(2), xz[:, 1]], axis=-1))
     return _to_plot(np.array(segments).reshape(-1, 2, 3))
+
+
+_BONES = np.array([(chain[i], chain[i + 1]) for chain in KINEMATIC_CHAINS for i in range(len(chain) - 1)])  # [B, 2]
+
+
+def _shadow_segments(pose: np.ndarray) -> np.ndarray:
+    """The bones of ``pose`` [J, 3] (plot coords) flattened onto the floor: [B, 2, 3]."""
+    on_floor = pose.copy()
+    on_floor[:, 2] = 0.0
+    return on_floor[_BONES]
 
 
 def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: bool, size: int) -> Iterator[np.ndarray]:
@@ -121,7 +131,7 @@ def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: boo
     ax.set_xlim(-half_width, half_width)
     ax.set_ylim(-half_width, half_width)
     ax.set_zlim(0, height)
-    ax.set_box_aspect((1, 1, 1), zoom=1.0)
+    ax.set_box_aspect((2 * half_width, 2 * half_width, height), zoom=ZOOM)  # equal scales: bones keep their lengths
     ax.view_init(elev=ELEVATION, azim=AZIMUTH)
     # The camera is above the floor, so the floor, grid and trail are always behind the figure:
     # draw in a fixed order instead of matplotlib's per-artist depth sort (which can put the floor on top).
@@ -133,6 +143,9 @@ def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: boo
     grid = Line3DCollection(_grid_segments(root_xz[0], half_width), colors=_GRID_COLOUR, linewidths=0.6, zorder=1)
     ax.add_collection3d(grid)
     (trail_line,) = ax.plot([], [], [], color=_TRAIL_COLOUR, linewidth=1.5, zorder=2)
+    # The figure's shadow straight below it: feet on the floor touch theirs, a jump lifts off it.
+    shadow = Line3DCollection(_shadow_segments(_to_plot(centred[0])), colors=_SHADOW_COLOUR, linewidths=2.5, zorder=3)
+    ax.add_collection3d(shadow)
     chains = [ax.plot([], [], [], color=_chain_colour(c), linewidth=2.5, solid_capstyle="round")[0]
               for c in KINEMATIC_CHAINS]  # fmt: skip
     head = JOINT_INDEX["head"]
@@ -153,6 +166,7 @@ def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: boo
             path[(np.abs(path) > half_width).any(-1)] = np.nan  # matplotlib 3D does not clip to the axes
             trail_line.set_data_3d(*_to_plot(path).T)
         pose = _to_plot(centred[t])  # [J, 3]
+        shadow.set_segments(_shadow_segments(pose))
         for line, chain in zip(chains, KINEMATIC_CHAINS):
             points = pose[list(chain)]
             line.set_data_3d(*points.T)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mgm.data.motions import MotionsDataset
 from mgm.io import atomic_write, weights_fingerprint
 from mgm.tokenizers.motion_vq import MotionVQ
+from mgm.tokens import TokenSpec
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,11 @@ class LengthBatches(Sampler):
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, min_tokens: int, max_tokens: int, num_batches: int):
         self.lengths, self.batch_size, self.num_batches = lengths, batch_size, num_batches
-        reachable = [n for n in range(min_tokens, max_tokens + 1) if int((lengths >= n).sum()) >= min(batch_size, 8)]
+        enough = min(batch_size, 8, len(lengths))  # a length is drawn when this many clips reach it
+        reachable = [n for n in range(min_tokens, max_tokens + 1) if int((lengths >= n).sum()) >= enough]
         if not reachable:
             raise ValueError(
-                f"min_tokens={min_tokens}, max_tokens={max_tokens}: no token length that at least 8 clips reach "
+                f"min_tokens={min_tokens}, max_tokens={max_tokens}: no token length that {enough} clips reach "
                 f"(clip lengths {int(lengths.min())}..{int(lengths.max())} tokens)"
             )
         self.choices = reachable
@@ -130,7 +132,7 @@ class MotionTokensDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         tokenizer = MotionVQ.from_pretrained(self.tokenizer_dir)
-        self.spec = tokenizer.spec
+        self.spec = TokenSpec(tokenizer.spec.codebook_sizes, (self.max_tokens,))  # the model's longest clip
         clips = MotionsDataset(self.num_clips, self.seed, mean=tokenizer.mean, std=tokenizer.std)
         codes, captions, labels = pretokenize_motions(tokenizer, clips, self.cache, self.describe())
         order = torch.randperm(len(codes), generator=torch.Generator().manual_seed(self.seed)).tolist()

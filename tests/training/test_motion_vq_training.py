@@ -151,3 +151,33 @@ def test_train_motion_recipe_fast_dev_run(tmp_path):
     saved = MotionVQ.from_pretrained(tmp_path / "vq")
     assert saved.spec.shape == (49,) and saved.config["codebook_size"] == 16
     assert not torch.equal(saved.std, torch.ones(FEATURE_DIM)), "the data's statistics travel with the tokenizer"
+
+
+def test_train_text_conditioned_motion_transformer_fast_dev_run(tmp_path):
+    from mgm.pipelines.motion import MotionPipeline
+
+    torch.manual_seed(0)
+    MotionVQ(codebook_size=16, code_dim=8, width=16, depth=1).save_pretrained(tmp_path / "vq")
+    tiny = [
+        "--model.init_args.model.init_args.codebook_sizes=[16, 16]",
+        "--model.init_args.model.init_args.shape=[12]",
+        "--model.init_args.model.init_args.dim=32",
+        "--model.init_args.model.init_args.depth=1",
+        "--model.init_args.model.init_args.num_heads=2",
+        "--model.init_args.model.init_args.context_dim=16",
+        "--model.init_args.text_encoder.init_args.dim=16",
+        "--model.init_args.text_encoder.init_args.depth=1",
+        "--model.init_args.text_encoder.init_args.num_heads=2",
+        f"--data.init_args.tokenizer={tmp_path / 'vq'}",
+        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",
+        "--data.init_args.num_clips=40",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.min_tokens=10",
+        "--data.init_args.max_tokens=12",
+        f"--trainer.callbacks.init_args.tokenizer={tmp_path / 'vq'}",
+        f"--trainer.callbacks.init_args.directory={tmp_path / 'pipe'}",
+    ]
+    common = ["--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
+    train.main(["fit", "--config", str(ROOT / "configs/motion/transformer_motions.yaml"), *common, *tiny])
+    pipe = MotionPipeline.from_pretrained(tmp_path / "pipe")
+    assert pipe.max_tokens == 12 and pipe.generate("a person walks", seconds=2.0).shape == (1, 40, FEATURE_DIM)

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from mgm.data.motions import MotionsDataset
+from mgm.tokenizers import MotionVQ
+from mgm.training.motion_tokens import LengthBatches, MotionCodes, pretokenize_motions
+
+
+def test_length_batches_use_one_length_each_and_only_clips_that_reach_it():
+    torch.manual_seed(0)
+    lengths = torch.tensor([10, 12, 15, 20, 30, 30, 25, 11, 18, 22])
+    codes = [torch.arange(n).expand(2, n) for n in lengths.tolist()]
+    data = MotionCodes(codes, [f"c{i}" for i in range(10)], torch.arange(10))
+    batches = list(LengthBatches(lengths, batch_size=4, min_tokens=10, max_tokens=30, num_batches=50))
+    seen = set()
+    for keys in batches:
+        (n,) = {n for _, n in keys}
+        seen.add(n)
+        assert all(lengths[i] >= n for i, _ in keys)
+        for i, _ in keys:
+            item = data[(i, n)]
+            window = item["codes"][0]
+            assert window.shape == (n,) and torch.equal(window, torch.arange(window[0], window[0] + n))
+    assert len(seen) > 5 and max(seen) <= 25  # 30 is reached by only 2 clips (< 4): never drawn
+    with pytest.raises(ValueError, match="max_tokens=40"):
+        LengthBatches(lengths, 4, min_tokens=35, max_tokens=40, num_batches=1)
+
+
+def test_pretokenized_motions_are_cached_and_reused(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = MotionVQ(codebook_size=16, code_dim=8, width=16, depth=1).eval()
+    clips = MotionsDataset(6, seed=1, mean=tokenizer.mean, std=tokenizer.std)
+    codes, captions, labels = pretokenize_motions(tokenizer, clips, tmp_path / "c.safetensors", "motions7(6, 1)")
+    assert [c.shape[1] for c in codes] == [clips[i]["motion"].shape[0] // 4 for i in range(6)]
+    assert captions == [clips[i]["caption"] for i in range(6)] and labels.tolist() == clips.labels.tolist()
+    stamp = (tmp_path / "c.safetensors").stat().st_mtime_ns
+    again = pretokenize_motions(tokenizer, clips, tmp_path / "c.safetensors", "motions7(6, 1)")
+    assert (tmp_path / "c.safetensors").stat().st_mtime_ns == stamp
+    assert all(torch.equal(a, b) for a, b in zip(again[0], codes)) and again[1] == captions
