@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench pretrained-image pretrained-audio pretrained-ar clean
+.PHONY: install test lint demo bench pretrained-image pretrained-audio pretrained-ar pretrained-motion clean
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ pretrained-ar: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/image/ar_shapes.yaml
 	rm -rf mgm/pretrained/ar_image_shapes
 	cp -r outputs/image/ar/pipeline mgm/pretrained/ar_image_shapes
+
+# The text-conditioned Motions7 pipeline: part-aware MotionVQ, then the masked motion transformer.
+pretrained-motion: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/motion/vq_motions.yaml
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/motion/transformer_motions.yaml
+	rm -rf mgm/pretrained/motion_motions7
+	cp -r outputs/motion/pipeline mgm/pretrained/motion_motions7
 
 pretrained-audio: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/codec_tones.yaml

@@ -269,3 +269,26 @@ def test_generate_image_from_an_ar_pipeline(tiny_vq, tmp_path):
         generate.main(["image", "--method", "recap", "--overwrite", *common])
     with pytest.raises(SystemExit, match="AR image pipeline"):
         generate.main(["image", "--method", "sjd", "--device", "cpu", "--out", str(tmp_path / "x")])
+
+
+def test_generate_motion_end_to_end(tiny_motion_pipeline, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    model = tiny_motion_pipeline.save_pretrained(tmp_path / "pipe")
+    common = ["--model", str(model), "--device", "cpu", "--out", str(tmp_path / "out")]
+    paths = generate.main(["motion", "a person walks forward and waves", "--num", "2", "--seconds", "1", *common])
+    names = sorted(p.name for p in paths)
+    assert names == ["sample_000.gif", "sample_000.npy", "sample_000_joints.npy", "sample_001.gif", "sample_001.npy",
+                     "sample_001_joints.npy"]  # fmt: skip
+    assert np.load(tmp_path / "out" / "sample_000.npy").shape == (20, 263)
+    with Image.open(tmp_path / "out" / "sample_000.gif") as gif:
+        assert gif.n_frames == 20
+    # Edit the first motion's upper body; the lower body's features are kept (tested in the pipeline tests).
+    edited = generate.main(["motion", "someone waves", "--task", "edit-part", "--input",
+                            str(tmp_path / "out" / "sample_000.npy"), "--no-render", "--overwrite", *common])  # fmt: skip
+    assert [p.name for p in edited] == ["edit-part_000.npy", "edit-part_000_joints.npy"]
+    with pytest.raises(SystemExit, match="needs --input"):
+        generate.main(["motion", "walk", "--task", "inbetween", *common])
+    with pytest.raises(SystemExit, match="texts\\[0\\]"):
+        generate.main(["motion", " ", "--overwrite", *common])

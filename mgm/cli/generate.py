@@ -6,6 +6,8 @@
     python generate.py audio --labels 4 --seconds 2          # the shipped Tones8 pipeline, WAV files
     python generate.py audio continue --input prompt.wav --seconds 2
     python generate.py audio infill --input clip.wav --start 0.5 --end 1.0 --plan magnet
+    python generate.py motion "a person walks forward and waves" --seconds 4   # .npy + GIF per motion
+    python generate.py motion "someone waves" --task edit-part --part upper --input walk.npy
     python generate.py codes --model outputs/markov_toy/model --num 8
 
 Each modality has its subcommand; ``codes`` works for any saved MaskedTransformer and writes the
@@ -26,6 +28,7 @@ from mgm.schedules.reuse import ReusePlan
 
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
 AUDIO_TASKS = ("sample", "continue", "infill")
+MOTION_TASKS = ("sample", "inbetween", "complete", "edit-part", "long")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--end", type=float, help="infill: end of the span to re-decode (s)")
     add_plan_options(audio)
     _add_decode_args(audio, defaults_from_model=True)
+    motion = sub.add_parser("motion", help="motions from a MotionPipeline (default: the shipped one)")
+    motion.add_argument("texts", nargs="+", help="caption(s): one motion each (long: one segment each)")
+    motion.add_argument("--task", choices=MOTION_TASKS, default="sample")
+    motion.add_argument("--model", help="pipeline folder (default: the shipped Motions7 pipeline)")
+    motion.add_argument("--input", help="inbetween / complete / edit-part: a .npy of 263-dim features [F, 263]")
+    motion.add_argument("--seconds", type=float, help="length (default: the longest the model takes)")
+    motion.add_argument("--keep-start", type=float, default=1.0, help="inbetween: seconds kept at the start")
+    motion.add_argument("--keep-end", type=float, default=1.0, help="inbetween: seconds kept at the end")
+    motion.add_argument("--keep", choices=["prefix", "suffix"], default="prefix", help="complete: which end is given")
+    motion.add_argument("--part", choices=["upper", "lower"], default="upper", help="edit-part: the part regenerated")
+    motion.add_argument("--no-render", action="store_true", help="write .npy files only (no GIF)")
+    _add_decode_args(motion, defaults_from_model=True)
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained")
     _add_decode_args(codes)
@@ -259,9 +274,52 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
         raise SystemExit(f"error: {e}") from e
 
 
+def generate_motions(args: argparse.Namespace) -> list[Path]:
+    from mgm.pipelines.motion import MotionPipeline
+    from mgm.pipelines.motion_io import read_motion, write_motions
+
+    if args.labels:
+        raise SystemExit("error: motion is conditioned on captions, not --labels")
+    if args.task in ("inbetween", "complete", "edit-part") and not args.input:
+        raise SystemExit(f"error: motion --task {args.task} needs --input FILE.npy")
+    try:
+        pipe = (
+            MotionPipeline.from_pretrained(args.model, args.device)
+            if args.model
+            else MotionPipeline.default(args.device)
+        )
+        decode = decode_overrides(args, pipe)
+        decode.update(progress=True)
+        given = None if not args.input else read_motion(args.input)[None]
+        if args.task == "sample":
+            num = args.num if len(args.texts) == 1 else None
+            motions = pipe.generate(args.texts, args.seconds, num=num, seed=args.seed, **decode)
+        elif args.task == "long":
+            motions = pipe.long_sequence(args.texts, args.seconds or 2.0, seed=args.seed, **decode)
+        elif args.task == "inbetween":
+            motions = pipe.inbetween(given, args.keep_start, args.keep_end, args.texts, seed=args.seed, **decode)
+        elif args.task == "complete":
+            motions = pipe.complete(given, args.texts, args.seconds, keep=args.keep, seed=args.seed, **decode)
+        else:
+            motions = pipe.edit_part(given, args.texts, part=args.part, seed=args.seed, **decode)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from e
+    files = {f"{args.task}_{i:03d}": motion.cpu() for i, motion in enumerate(motions)}
+    try:
+        return write_motions(files, args.out, overwrite=args.overwrite, render=not args.no_render)
+    except FileExistsError as e:
+        raise SystemExit(f"error: {e}") from e
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     args = build_parser().parse_args(argv)
-    paths = {"codes": generate_codes, "image": generate_images, "audio": generate_audio}[args.modality](args)
+    generators = {
+        "codes": generate_codes,
+        "image": generate_images,
+        "audio": generate_audio,
+        "motion": generate_motions,
+    }
+    paths = generators[args.modality](args)
     for path in paths:
         print(path)
     return paths

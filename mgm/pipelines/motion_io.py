@@ -6,13 +6,14 @@ Y up (``mgm.data.skeleton``). ``recover_joints`` turns F feature frames into T =
 
 The animation is a 3D perspective view from the front right and a little above (elevation 25 degrees),
 the way text-to-motion papers draw HumanML3D clips: a stick figure (the character's left limbs blue,
-right limbs red, spine and head dark grey) on a grey floor with a 0.5 m grid, the path of the root
-drawn on the floor behind it, the title at the top and the frame and time at the bottom. The camera
-follows the root across the floor (the grid scrolls underneath) so a 10 m run stays as large as a
-wave in place, and the axis limits are fixed for the whole clip, so the figure never jitters or
-rescales. The floor is y = 0 as the features define it: a generated clip that floats or sinks
-shows it. Figures are drawn with ``matplotlib.figure.Figure`` on an Agg canvas, never through
-pyplot, so the global backend is left alone.
+right limbs red, spine and head dark grey) on a grey floor with a 0.5 m grid, its shadow straight
+below it (feet in contact touch theirs), the path of the root so far drawn on the floor in green,
+the title at the top and the frame number and time at the bottom. The camera follows the root
+across the floor (the grid scrolls underneath) so a 10 m run stays as large as a wave in place, and
+the axis limits are fixed for the whole clip, so the figure never jitters or rescales. The floor is
+y = 0 as the features define it: a generated clip that floats or sinks shows it. Figures are drawn
+with ``matplotlib.figure.Figure`` on an Agg canvas, never through pyplot, so the global backend is
+left alone.
 """
 
 from __future__ import annotations
@@ -146,8 +147,7 @@ def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: boo
     # The figure's shadow straight below it: feet on the floor touch theirs, a jump lifts off it.
     shadow = Line3DCollection(_shadow_segments(_to_plot(centred[0])), colors=_SHADOW_COLOUR, linewidths=2.5, zorder=3)
     ax.add_collection3d(shadow)
-    chains = [ax.plot([], [], [], color=_chain_colour(c), linewidth=2.5, solid_capstyle="round")[0]
-              for c in KINEMATIC_CHAINS]  # fmt: skip
+    chains = [ax.plot([], [], [], color=_chain_colour(c), linewidth=2.5)[0] for c in KINEMATIC_CHAINS]
     head = JOINT_INDEX["head"]
     (head_marker,) = ax.plot([], [], [], marker="o", markersize=7, color=_SPINE_COLOUR, linestyle="none", zorder=10)
     if title:
@@ -167,10 +167,10 @@ def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: boo
             trail_line.set_data_3d(*_to_plot(path).T)
         pose = _to_plot(centred[t])  # [J, 3]
         shadow.set_segments(_shadow_segments(pose))
-        for line, chain in zip(chains, KINEMATIC_CHAINS):
-            points = pose[list(chain)]
-            line.set_data_3d(*points.T)
-            line.set_zorder(5 + float(points.mean(0) @ towards_camera))  # nearer limbs are drawn over farther ones
+        depths = [float(pose[list(chain)].mean(0) @ towards_camera) for chain in KINEMATIC_CHAINS]
+        for rank, index in enumerate(np.argsort(depths)):  # nearer limbs are drawn over farther ones
+            chains[index].set_data_3d(*pose[list(KINEMATIC_CHAINS[index])].T)
+            chains[index].set_zorder(4 + rank)
         head_marker.set_data_3d(*pose[[head]].T)
         # The frame number also keeps every frame distinct: Pillow merges identical GIF frames.
         clock.set_text(f"frame {t + 1}/{num_frames}   {t / fps:.2f} s")
@@ -239,8 +239,10 @@ def render_animation(
         raise ValueError(f"path={str(path)!r}: expected a file name ending in one of {ANIMATION_SUFFIXES}")
     ffmpeg = shutil.which("ffmpeg")
     if suffix == ".mp4" and ffmpeg is None:
-        raise ValueError(f"path={str(path)!r}: writing .mp4 needs an ffmpeg binary on PATH and none was found; "
-                         f"{_FFMPEG_INSTALL_HINT}")  # fmt: skip
+        raise ValueError(
+            f"path={str(path)!r}: writing .mp4 needs an ffmpeg binary on PATH and none was found; "
+            f"{_FFMPEG_INSTALL_HINT}"
+        )
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     frames = _render_frames(joints.detach().cpu().double().numpy(), fps, title, trail, size)
@@ -283,9 +285,9 @@ def write_motions(
     for name, features in motions.items():
         _check_name(name)
         check_features(features, f"motions[{name!r}]")
-        if features.dim() != 2:
+        if features.dim() != 2 or len(features) < 1:
             raise ValueError(
-                f"motions[{name!r}]: got shape {tuple(features.shape)}; expected one clip [F, {FEATURE_DIM}]"
+                f"motions[{name!r}]: got shape {tuple(features.shape)}; expected one clip [F, {FEATURE_DIM}], F >= 1"
             )
     out_dir = Path(out_dir)
     targets = {name: motion_files(name, out_dir, render) for name in motions}
@@ -297,7 +299,9 @@ def write_motions(
             owner[file] = name
     taken = [str(p) for p in owner if p.exists()]
     if taken and not overwrite:
-        raise FileExistsError(f"{len(taken)} output file(s) exist (e.g. {taken[0]}); pass --overwrite to replace them")
+        raise FileExistsError(
+            f"{len(taken)} output file(s) exist (e.g. {taken[0]}); pass overwrite=True (--overwrite) to replace them"
+        )
     written = []
     for name, features in motions.items():
         features = features.detach().float().cpu()
