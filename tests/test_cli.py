@@ -285,8 +285,9 @@ def test_generate_motion_end_to_end(tiny_motion_pipeline, tmp_path):
     with Image.open(tmp_path / "out" / "sample_000.gif") as gif:
         assert gif.n_frames == 20
     # Edit the first motion's upper body; the lower body's features are kept (tested in the pipeline tests).
-    edited = generate.main(["motion", "someone waves", "--task", "edit-part", "--input",
-                            str(tmp_path / "out" / "sample_000.npy"), "--no-render", "--overwrite", *common])  # fmt: skip
+    given = str(tmp_path / "out" / "sample_000.npy")
+    edited = generate.main(["motion", "someone waves", "--task", "edit-part", "--input", given, "--no-render",
+                            "--overwrite", *common])  # fmt: skip
     assert [p.name for p in edited] == ["edit-part_000.npy", "edit-part_000_joints.npy"]
     with pytest.raises(SystemExit, match="needs --input"):
         generate.main(["motion", "walk", "--task", "inbetween", *common])
