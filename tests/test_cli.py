@@ -30,6 +30,7 @@ def test_train_then_generate_codes(tmp_path, capsys):
         ]
     )
     assert (model_dir / "config.json").is_file() and (model_dir / "model.safetensors").is_file()
+    capsys.readouterr()  # training's own output (e.g. the model summary)
 
     out = tmp_path / "samples"
     args = [
