@@ -34,11 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from mgm.data.motion_features import RIC, recover_joints
+from mgm.eval.motion_metrics import mpjpe
 from mgm.tokenizers.motion_vq import MotionVQ
 from mgm.training.codebooks import perplexity
 from mgm.training.optim import adamw_with_warmup_cosine
-
-MILLIMETRES_PER_METRE = 1000.0
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -60,10 +59,11 @@ def mpjpe_mm(
     over the real frames. Joints come from ``recover_joints`` of the denormalised features."""
     joints = recover_joints(tokenizer.denormalise(reconstruction.float()))  # (B, T, 22, 3)
     truth = recover_joints(tokenizer.denormalise(target.float()))
-    real = frame_mask(lengths, target.shape[1])
-    error = (joints - truth).norm(dim=-1)  # (B, T, 22)
-    aligned = ((joints - joints[..., :1, :]) - (truth - truth[..., :1, :])).norm(dim=-1)
-    return masked_mean(error, real) * MILLIMETRES_PER_METRE, masked_mean(aligned, real) * MILLIMETRES_PER_METRE
+    rooted = lambda j: j - j[..., :1, :]
+    return (
+        torch.tensor(mpjpe(joints, truth, lengths)),
+        torch.tensor(mpjpe(rooted(joints), rooted(truth), lengths)),
+    )
 
 
 class MotionVQTraining(L.LightningModule):
