@@ -54,7 +54,10 @@ pretrained-audio: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/image_quality.py --num 512 --num-steps 12 24 --guidance-scale 0 3 --out benchmarks/results/image_quality.json
 	$(PY) benchmarks/recap_speed.py --out benchmarks/results/recap_speed.json --markdown benchmarks/results/recap_speed.md
-	test ! -d mgm/pretrained/audio_tones || $(PY) benchmarks/audio_quality.py --out benchmarks/results/audio_quality.json
+	$(PY) benchmarks/recap_speed.py --modality audio --num 256 --out benchmarks/results/recap_speed_audio.json --markdown benchmarks/results/recap_speed_audio.md
+	$(PY) benchmarks/audio_quality.py --out benchmarks/results/audio_quality.json
+	$(PY) benchmarks/sjd_speed.py --num 256 --out benchmarks/results/sjd_speed.json --markdown benchmarks/results/sjd_speed.md
+	$(PY) benchmarks/motion_quality.py --num 256 --out benchmarks/results/motion_quality.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mgm tests
