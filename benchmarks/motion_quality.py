@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/motion_quality.py [--model DIR] [--num 256] [--out FILE]
 
-Captions and lengths come from real held-out Motions7 clips (--data-seed, default 3: the
-tokenizer and transformer saw seed 0, and the decode defaults were chosen on seed 2): each
-generated clip gets one real clip's caption and length, and the checker (``classify_motion`` on
-the recovered joints) must find that clip's action; for actions with a direction (walk, run,
-forward jumps, turns) ``classify_direction`` must find that too. References: the real clips themselves and the real clips through the tokenizer. In-betweening keeps the first
-and last second: the kept tokens must be bit-identical, and the junction must be smooth, measured
-as the jump in root-relative joint velocity at the junction frames against the same measure
-inside real clips.
+Captions and lengths come from real held-out Motions7 clips (--data-seed, default 3: the tokenizer
+and transformer saw seed 0, and the decode defaults were chosen on seed 2): each generated clip
+gets one real clip's caption and length, and the checker (``classify_motion`` on the recovered
+joints) must find that clip's action; for actions with a direction (walk, run, forward jumps,
+turns) ``classify_direction`` must find that too. References: the real clips themselves and the
+real clips through the tokenizer. In-betweening keeps the first and last second: the kept tokens
+must be bit-identical, and the junction must be smooth, measured as the jump in root-relative
+joint velocity at the junction frames against the same measure inside real clips.
 """
 
 from __future__ import annotations
