@@ -11,11 +11,11 @@ Also checks that continuation and infill keep the given tokens bit-identical.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import torch
+from timing import write_report
 
 from mgm.data.tones import classify_tones, make_tones
 from mgm.pipelines import AudioPipeline
@@ -85,11 +85,7 @@ def main() -> dict:
         "other_tokens_identical": infill_kept,
         "agreement": agreement(pipe.tokenizer.decode(infill.codes), labels[:64], rate),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    write_report(report, args.out)
     return report
 
 

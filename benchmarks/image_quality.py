@@ -9,11 +9,11 @@ neither the tokenizer/transformer (seed 0) nor the classifier (seed 1) saw.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import torch
+from timing import write_report
 
 from mgm.data.shapes import make_shapes
 from mgm.eval import ImageClassifier, image_quality
@@ -63,11 +63,7 @@ def main() -> dict:
                 "ms_per_image": 1000 * seconds / args.num,
             }
             report["generated"].append(row)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    write_report(report, args.out)
     return report
 
 

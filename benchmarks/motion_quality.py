@@ -15,11 +15,11 @@ joint velocity at the junction frames against the same measure inside real clips
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import torch
+from timing import write_report
 
 from mgm.data.motion_features import FPS, recover_joints
 from mgm.data.motions import CLASSES, classify_direction, classify_motion, make_motions
@@ -109,11 +109,7 @@ def main() -> dict:
             (velocity_jump(pipe.features(given), FPS) + velocity_jump(pipe.features(given), frames - FPS)).mean() / 2
         ),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    write_report(report, args.out)
     return report
 
 

@@ -17,7 +17,7 @@ import json
 import platform
 
 import torch
-from timing import median_ms
+from timing import median_ms, write_report
 
 from mgm.eval import AudioClassifier, ImageClassifier, feature_statistics, frechet_distance
 from mgm.eval.image_quality import classify
@@ -199,14 +199,7 @@ def main() -> dict:
     for row in report["methods"].values():
         row["speedup_batch1"] = base["ms_per_sample_batch1"] / row["ms_per_sample_batch1"]
         row["speedup_batch32"] = base["ms_per_sample_batch32"] / row["ms_per_sample_batch32"]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(markdown_table(report))
+    write_report(report, args.out, args.markdown, markdown_table(report))
     return report
 
 

@@ -17,7 +17,7 @@ import platform
 import statistics
 
 import torch
-from timing import median_ms
+from timing import median_ms, write_report
 
 from mgm.data.shapes import make_shapes
 from mgm.eval import ImageClassifier, feature_statistics, frechet_distance
@@ -88,14 +88,7 @@ def main() -> dict:
         row["fewer_passes_than_ar"] = base["nfe_per_image"] / row["nfe_per_image"]
         row["speedup_batch1"] = base["ms_per_image_batch1"] / row["ms_per_image_batch1"]
         row["speedup_batch16"] = base["ms_per_image_batch16"] / row["ms_per_image_batch16"]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(markdown_table(report))
+    write_report(report, args.out, args.markdown, markdown_table(report))
     return report
 
 

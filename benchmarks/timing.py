@@ -1,7 +1,8 @@
-"""Wall-clock timing shared by the benchmark scripts."""
+"""Wall-clock timing and report writing shared by the benchmark scripts."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
@@ -24,3 +25,15 @@ def median_ms(fn, repeats: int) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
+
+
+def write_report(report: dict, out: str | None = None, markdown: str | None = None, table: str | None = None) -> None:
+    """Print the report as JSON; write it to ``out`` and ``table`` (a markdown table) to ``markdown``."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+    if markdown and table is not None:
+        with open(markdown, "w") as f:
+            f.write(table)

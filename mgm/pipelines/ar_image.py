@@ -53,16 +53,8 @@ class ARImagePipeline(MaskedPipeline):
     model_class = ARTransformer
     settings_class = ARDecodeSettings
 
-    @classmethod
-    def default(cls, device: torch.device | str = "cpu") -> ARImagePipeline:
-        """The small class-conditional AR Shapes10 pipeline shipped in the package (same tokenizer
-        as the masked one)."""
-        if not (DEFAULT_AR_PIPELINE / "pipeline.json").is_file():
-            raise FileNotFoundError(
-                f"the shipped AR image pipeline is missing from {DEFAULT_AR_PIPELINE}; pass a pipeline folder "
-                "(train one with `make pretrained-ar`)"
-            )
-        return cls.from_pretrained(DEFAULT_AR_PIPELINE, device)
+    default_folder = DEFAULT_AR_PIPELINE
+    default_recipe = "pretrained-ar"
 
     @staticmethod
     def check_specs(tokenizer, transformer) -> None:

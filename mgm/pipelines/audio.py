@@ -24,23 +24,9 @@ DEFAULT_AUDIO_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "a
 class AudioPipeline(MaskedPipeline):
     tokenizer_class = EncodecTokenizer
 
-    @classmethod
-    def default(cls, device: torch.device | str = "cpu") -> AudioPipeline:
-        """The small class-conditional Tones8 pipeline shipped in the package."""
-        if not (DEFAULT_AUDIO_PIPELINE / "pipeline.json").is_file():
-            raise FileNotFoundError(
-                f"the shipped audio pipeline is missing from {DEFAULT_AUDIO_PIPELINE}; pass a pipeline folder "
-                "(train one with `make pretrained-audio`)"
-            )
-        return cls.from_pretrained(DEFAULT_AUDIO_PIPELINE, device)
-
-    @staticmethod
-    def check_specs(tokenizer, transformer) -> None:
-        if tokenizer.spec.codebook_sizes != transformer.spec.codebook_sizes:
-            raise ValueError(
-                f"tokenizer codebooks {tokenizer.spec.codebook_sizes} do not match the transformer's "
-                f"{transformer.spec.codebook_sizes}"
-            )
+    default_folder = DEFAULT_AUDIO_PIPELINE
+    default_recipe = "pretrained-audio"
+    any_length = True
 
     @property
     def sample_rate(self) -> int:

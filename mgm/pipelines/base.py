@@ -113,6 +113,9 @@ class MaskedPipeline:
     tokenizer_class: type
     model_class: type = MaskedTransformer
     settings_class: type = DecodeSettings
+    default_folder: Path | None = None  # the pipeline shipped in the package, if any
+    default_recipe: str = ""  # the make target that rebuilds it
+    any_length: bool = False  # 1-D tokens: the tokenizer's clip length need not be the transformer's
 
     def __init__(
         self,
@@ -127,10 +130,28 @@ class MaskedPipeline:
         self.settings = settings or self.settings_class()
         self.class_names = list(class_names) if class_names else None
 
-    @staticmethod
-    def check_specs(tokenizer, transformer) -> None:
-        """The tokenizer's tokens must be what the transformer models (subclasses may relax it)."""
-        if tokenizer.spec != transformer.spec:
+    @classmethod
+    def default(cls, device: torch.device | str = "cpu"):
+        """The small pipeline shipped in the package (``default_folder``)."""
+        folder = cls.default_folder
+        if folder is None or not (folder / PIPELINE_CONFIG).is_file():
+            raise FileNotFoundError(
+                f"the shipped {cls.__name__} is missing from {folder}; pass a pipeline folder "
+                f"(train one with `make {cls.default_recipe}`)"
+            )
+        return cls.from_pretrained(folder, device)
+
+    @classmethod
+    def check_specs(cls, tokenizer, transformer) -> None:
+        """The tokenizer's tokens must be what the transformer models: the same spec, or with
+        ``any_length`` the same codebooks (subclasses may relax it further)."""
+        if cls.any_length:
+            if tokenizer.spec.codebook_sizes != transformer.spec.codebook_sizes:
+                raise ValueError(
+                    f"tokenizer codebooks {tokenizer.spec.codebook_sizes} do not match the transformer's "
+                    f"{transformer.spec.codebook_sizes}"
+                )
+        elif tokenizer.spec != transformer.spec:
             raise ValueError(f"tokenizer spec {tokenizer.spec} does not match the transformer's {transformer.spec}")
 
     @property

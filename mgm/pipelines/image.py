@@ -22,10 +22,8 @@ OUTPAINT_DIRECTIONS = ("left", "right", "up", "down")
 class ImagePipeline(MaskedPipeline):
     tokenizer_class = ImageVQ
 
-    @classmethod
-    def default(cls, device: torch.device | str = "cpu") -> ImagePipeline:
-        """The small class-conditional Shapes10 pipeline shipped in the package."""
-        return cls.from_pretrained(DEFAULT_IMAGE_PIPELINE, device)
+    default_folder = DEFAULT_IMAGE_PIPELINE
+    default_recipe = "pretrained-image"
 
     @property
     def image_size(self) -> int:

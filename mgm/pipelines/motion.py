@@ -40,23 +40,9 @@ class MotionPipeline(MaskedPipeline):
             raise ValueError("text_encoder: this transformer is text-conditioned; give its caption encoder")
         self.text_encoder = None if text_encoder is None else text_encoder.eval()
 
-    @classmethod
-    def default(cls, device: torch.device | str = "cpu") -> MotionPipeline:
-        """The small text-conditioned Motions7 pipeline shipped in the package."""
-        if not (DEFAULT_MOTION_PIPELINE / "pipeline.json").is_file():
-            raise FileNotFoundError(
-                f"the shipped motion pipeline is missing from {DEFAULT_MOTION_PIPELINE}; pass a pipeline folder "
-                "(train one with `make pretrained-motion`)"
-            )
-        return cls.from_pretrained(DEFAULT_MOTION_PIPELINE, device)
-
-    @staticmethod
-    def check_specs(tokenizer, transformer) -> None:
-        if tokenizer.spec.codebook_sizes != transformer.spec.codebook_sizes:
-            raise ValueError(
-                f"tokenizer codebooks {tokenizer.spec.codebook_sizes} do not match the transformer's "
-                f"{transformer.spec.codebook_sizes}"
-            )
+    default_folder = DEFAULT_MOTION_PIPELINE
+    default_recipe = "pretrained-motion"
+    any_length = True
 
     def to(self, device):
         super().to(device)

@@ -74,3 +74,9 @@ def test_bad_input_fails_before_any_decoding(tiny_motion_pipeline, call, match, 
     monkeypatch.setattr(type(tiny_motion_pipeline), "decode_codes", lambda *a, **k: pytest.fail("decoded"))
     with pytest.raises(ValueError, match=match):
         call(tiny_motion_pipeline)
+
+
+def test_a_missing_shipped_pipeline_says_how_to_build_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(MotionPipeline, "default_folder", tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="make pretrained-motion"):
+        MotionPipeline.default()
