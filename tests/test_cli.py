@@ -278,7 +278,8 @@ def test_generate_motion_end_to_end(tiny_motion_pipeline, tmp_path):
 
     model = tiny_motion_pipeline.save_pretrained(tmp_path / "pipe")
     common = ["--model", str(model), "--device", "cpu", "--out", str(tmp_path / "out")]
-    paths = generate.main(["motion", "a person walks forward and waves", "--num", "2", "--seconds", "1", *common])
+    paths = generate.main(["motion", "a person walks forward and waves", "--num", "2", "--seconds", "1",
+                           "--steps-per-second", "3", *common])  # fmt: skip
     names = sorted(p.name for p in paths)
     assert names == ["sample_000.gif", "sample_000.npy", "sample_000_joints.npy", "sample_001.gif", "sample_001.npy",
                      "sample_001_joints.npy"]  # fmt: skip

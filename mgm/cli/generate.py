@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--keep-end", type=float, default=1.0, help="inbetween: seconds kept at the end")
     motion.add_argument("--keep", choices=["prefix", "suffix"], default="prefix", help="complete: which end is given")
     motion.add_argument("--part", choices=["upper", "lower"], default="upper", help="edit-part: the part regenerated")
+    motion.add_argument("--steps-per-second", type=float, help="sample / long: decoding steps scaled with length")
     motion.add_argument("--no-render", action="store_true", help="write .npy files only (no GIF)")
     _add_decode_args(motion, defaults_from_model=True)
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
@@ -291,6 +292,10 @@ def generate_motions(args: argparse.Namespace) -> list[Path]:
         decode = decode_overrides(args, pipe)
         decode.update(progress=True)
         given = None if not args.input else read_motion(args.input)[None]
+        if args.steps_per_second is not None:
+            if args.task not in ("sample", "long"):
+                raise SystemExit("error: --steps-per-second goes with --task sample or long")
+            decode["steps_per_second"] = args.steps_per_second
         if args.task == "sample":
             num = args.num if len(args.texts) == 1 else None
             motions = pipe.generate(args.texts, args.seconds, num=num, seed=args.seed, **decode)

@@ -14,6 +14,7 @@ tokens and re-decodes the tokens around each junction with both segments' contex
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -89,15 +90,27 @@ class MotionPipeline(MaskedPipeline):
 
     def generate(self, texts, seconds: float | None = None, num: int | None = None, seed: int | None = 0, **kw):
         """Motions for ``texts`` (one caption, or a list: one motion each; ``num`` repeats one caption)
-        -> raw features FloatTensor[B, 4N, 263]. ``kw``: decode overrides, ``batch_size``, ``progress``."""
+        -> raw features FloatTensor[B, 4N, 263]. ``kw``: decode overrides, ``steps_per_second``,
+        ``batch_size``, ``progress``."""
         return self.features(self.generate_codes(texts, seconds, num, seed, **kw).codes)
 
-    def generate_codes(self, texts, seconds=None, num=None, seed=0, **kw) -> DecodeResult:
+    def generate_codes(self, texts, seconds=None, num=None, seed=0, steps_per_second=None, **kw) -> DecodeResult:
+        """As ``generate``; ``steps_per_second``: scale the decoding steps with the length
+        (ceil(seconds x rate), at least 1) instead of the settings' fixed ``num_steps``."""
         texts = check_captions(texts)
         num = len(texts) if num is None else num
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}: expected an integer >= 1")
         n = self.tokens_for(seconds)
+        if steps_per_second is not None:
+            if (
+                isinstance(steps_per_second, bool)
+                or not isinstance(steps_per_second, (int, float))
+                or steps_per_second <= 0
+            ):
+                raise ValueError(f"steps_per_second={steps_per_second!r}: expected a positive number")
+            seconds_decoded = self.tokenizer.frames_for(n) / FPS
+            kw["num_steps"] = max(1, math.ceil(seconds_decoded * steps_per_second))
         settings, batch_size, progress = self._settings(kw)
         return self.decode_codes(num, None, settings, seed, batch_size=batch_size, progress=progress,
                                  spec=self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n)),

@@ -20,6 +20,11 @@ def test_generate_lengths_and_seeds(tiny_motion_pipeline):
     again = pipe.generate(["a person walks forward", "someone waves"], seconds=1.0, seed=0)
     assert torch.equal(motion, again)
     assert pipe.generate("a man jumps", num=3).shape == (3, 40, 263)
+    # Decoding steps scaled with the length: 2.5 steps per second.
+    assert pipe.generate_codes("a man jumps", seconds=1.0, steps_per_second=2.5).nfe == 3
+    assert pipe.generate_codes("a man jumps", seconds=2.0, steps_per_second=2.5).nfe == 5
+    with pytest.raises(ValueError, match="steps_per_second=0"):
+        pipe.generate_codes("a man jumps", steps_per_second=0)
 
 
 def test_editing_keeps_the_given_tokens(tiny_motion_pipeline):
