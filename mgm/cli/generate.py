@@ -97,6 +97,8 @@ def add_decode_options(parser: argparse.ArgumentParser, defaults_from_model: boo
     parser.add_argument(
         "--cheap-per-full", type=int, help="recap (or group): cheap steps after each later full step (default 1)"
     )
+    parser.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], help="masked decoding: autocast dtype")
+    parser.add_argument("--compile", action="store_true", help="masked decoding: torch.compile the transformer")
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +118,8 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
         raise SystemExit("error: codes supports --method maskgit or recap (group plans: generate.py audio)")
     extra = {"reuse": ReusePlan.from_options(_reuse_options(args) or {})} if args.method == "recap" else {}
     generator = torch.Generator(args.device).manual_seed(args.seed)
+    if args.compile:
+        extra["compile"] = True
     result = get_masked_decoder(args.method)(
         model,
         model.spec,
@@ -126,6 +130,7 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
         guidance_scale=args.guidance_scale,
         temperature=args.temperature,
         generator=generator,
+        dtype=args.dtype,
         **extra,
     )
     return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
@@ -133,7 +138,10 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
 
 def decode_overrides(args: argparse.Namespace, pipe) -> dict:
     """A masked pipeline's decode overrides from the options of ``add_decode_options`` (and, where the
-    parser has them, ``add_plan_options``); None values keep the pipeline's saved defaults."""
+    parser has them, ``add_plan_options``); None values keep the pipeline's saved defaults.
+    The speed options (--dtype, --compile) are set on ``pipe.settings`` directly."""
+    speed = {"dtype": getattr(args, "dtype", None), "compile": True if getattr(args, "compile", False) else None}
+    pipe.settings = pipe.settings.update(**speed)
     decode = _decode_overrides(args, pipe.settings.method)
     plan, plan_steps = getattr(args, "plan", None), getattr(args, "plan_steps", None)
     reuse = _reuse_options(args, pipe.settings.method) or {}
@@ -191,6 +199,8 @@ def generate_ar_images(args: argparse.Namespace) -> list[Path]:
         raise SystemExit(f"error: an AR pipeline samples images; {args.task} needs a masked ImagePipeline")
     if args.method not in (None, "ar", "sjd"):
         raise SystemExit(f"error: an AR pipeline decodes with --method ar or sjd, not {args.method}")
+    if args.dtype or args.compile:
+        raise SystemExit("error: --dtype / --compile apply to masked pipelines, not to an AR pipeline")
     pipe = ARImagePipeline.from_pretrained(args.model, args.device)
     decode = dict(method=args.method, temperature=args.temperature, guidance_scale=args.guidance_scale,
                   window=args.window, init=args.init)  # fmt: skip

@@ -16,6 +16,7 @@ from mgm.decoding.guidance import GuidedModel, MaskedModel
 from mgm.decoding.maskgit import iterative_reveal
 from mgm.decoding.recap import CachedGuidedModel, recap_reveal
 from mgm.decoding.result import DecodeResult
+from mgm.decoding.speed import autocast, check_speed_args, compiled
 from mgm.models.conditioning import Condition
 from mgm.schedules import mask_ratio
 from mgm.schedules.groups import GroupPlan, get_group_plan
@@ -42,6 +43,8 @@ def group_decode(
     choice_temperature_annealing: str = "linear",
     device: torch.device | str | None = None,
     reuse: ReusePlan | None = None,
+    dtype: str | torch.dtype | None = None,
+    compile: bool = False,
     **plan_options,
 ) -> DecodeResult:
     """Decode ``codes[B, K, N]`` group by group with any ``model(codes, cond) -> logits[B, K, N, V]``.
@@ -50,10 +53,14 @@ def group_decode(
     ("soundstorm", "magnet", "gipd", "joint") whose builder takes ``plan_options`` (e.g.
     ``steps=[20, 10, 10, 10]``). ``nfe`` is the sum of the groups' steps. With ``reuse`` (a
     ReusePlan) each group is decoded by ReCAP's full and cheap steps (``recap_decode``), and
-    ``compute`` counts full-pass equivalents.
+    ``compute`` counts full-pass equivalents. ``dtype`` / ``compile``: as in ``maskgit_decode``
+    (compile only without ``reuse``).
     """
     device = resolve_device(model, init_codes, device)
     check_model_spec(model, spec)
+    dtype = check_speed_args(dtype, compile, model)
+    if compile and reuse is not None:
+        raise ValueError("compile=True is not supported with reuse (ReCAP's cheap passes vary in shape)")
     plan = get_group_plan(plan, spec.num_codebooks, **plan_options)
     check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
     codes = prepare_canvas(spec, batch_size, init_codes, editable, device)
@@ -62,22 +69,27 @@ def group_decode(
     if reuse is not None and not isinstance(reuse, ReusePlan):
         raise ValueError(f"reuse: expected a mgm.schedules.reuse.ReusePlan or None, got {type(reuse).__name__}")
 
-    guided = GuidedModel(model, cond) if reuse is None else CachedGuidedModel(model, cond, guidance_scale > 0)
+    if reuse is None:
+        guided = GuidedModel(compiled(model) if compile else model, cond)
+    else:
+        guided = CachedGuidedModel(model, cond, guidance_scale > 0)
     in_group = plan.group_masks(device)  # (G, K)
     trace, compute = [], 0.0
-    for g, num_steps in enumerate(plan.steps):
+    # Every step's guidance scale up front: the loop below stays free of host-side tensor reads.
+    group_scales = [[_scale_at(guidance_scale, plan, t, n) for t in range(n)] for n in plan.steps]
+    for g, (num_steps, scales) in enumerate(zip(plan.steps, group_scales)):
         candidates = spec.is_masked(codes) & in_group[g][None, :, None]
-        scales = [_scale_at(guidance_scale, plan, t, num_steps) for t in range(num_steps)]
         args = (spec, codes, candidates, num_steps, plan.schedule, scales)
         sampling = (temperature, top_k, top_p, choice_temperature, choice_temperature_annealing, generator)
-        if reuse is None:
-            codes, records = iterative_reveal(guided, *args, *sampling, span=plan.span, first_step=len(trace))
-            compute += num_steps
-        else:
-            codes, records, cost = recap_reveal(
-                guided, *args, reuse.kinds(num_steps), *sampling, span=plan.span, first_step=len(trace)
-            )
-            compute += cost
+        with autocast(device, dtype):
+            if reuse is None:
+                codes, records = iterative_reveal(guided, *args, *sampling, span=plan.span, first_step=len(trace))
+                compute += num_steps
+            else:
+                codes, records, cost = recap_reveal(
+                    guided, *args, reuse.kinds(num_steps), *sampling, span=plan.span, first_step=len(trace)
+                )
+                compute += cost
         trace.extend(records)
     return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace, compute=compute)
 

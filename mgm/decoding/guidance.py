@@ -17,7 +17,11 @@ MaskedModel = Callable[[torch.Tensor, Condition | None], torch.Tensor]
 
 
 class GuidedModel:
-    """``GuidedModel(model, cond)(codes, scale) -> logits``; one forward per call either way."""
+    """``GuidedModel(model, cond)(codes, scale) -> float32 logits``; one forward per call either way.
+
+    Float32 whatever the model's output dtype (e.g. bfloat16 under autocast), so guidance and
+    sampling do their arithmetic at full precision.
+    """
 
     def __init__(self, model: MaskedModel, cond: Condition | None):
         self.model = model
@@ -26,8 +30,8 @@ class GuidedModel:
 
     def __call__(self, codes: torch.Tensor, scale: float = 0.0) -> torch.Tensor:
         if scale == 0 or self.cond is None:
-            return self.model(codes, self.cond)
-        both = self.model(torch.cat([codes, codes]), self.paired)
+            return self.model(codes, self.cond).float()
+        both = self.model(torch.cat([codes, codes]), self.paired).float()
         return guide(*both.chunk(2), scale)
 
 

@@ -21,6 +21,7 @@ from mgm.decoding.canvas import (
 from mgm.decoding.guidance import GuidedModel, MaskedModel
 from mgm.decoding.result import DecodeResult, StepRecord
 from mgm.decoding.sampling import gumbel_noise, sample_tokens
+from mgm.decoding.speed import autocast, check_speed_args, compiled
 from mgm.models.conditioning import Condition
 from mgm.schedules import (
     choice_temperature_at,
@@ -55,6 +56,8 @@ def maskgit_decode(
     choice_temperature_annealing: str = "linear",
     guidance_annealing: str = "constant",
     device: torch.device | str | None = None,
+    dtype: str | torch.dtype | None = None,
+    compile: bool = False,
 ) -> DecodeResult:
     """Decode ``codes[B, K, N]`` with any ``model(codes, cond) -> logits[B, K, N, V]``.
 
@@ -72,9 +75,12 @@ def maskgit_decode(
         generator: torch.Generator on the decoding device; the same seed gives the same codes.
         choice_temperature: temperature of the Gumbel noise added to confidences, annealed by
             ``choice_temperature_annealing`` (MaskGIT: 4.5, linear decay to 0).
+        dtype: run the loop under autocast in this dtype ("bfloat16", "float16"; None = as the model).
+        compile: run the model's forward through ``torch.compile`` (``mgm.decoding.speed``).
     """
     device = resolve_device(model, init_codes, device)
     check_model_spec(model, spec)
+    dtype = check_speed_args(dtype, compile, model)
     check_positive_int(num_steps, "num_steps")
     get_mask_schedule(schedule)
     check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
@@ -84,13 +90,14 @@ def maskgit_decode(
     check_condition(cond, batch, model)
     cond = None if cond is None else cond.to(device)
 
-    guided = GuidedModel(model, cond)
+    guided = GuidedModel(compiled(model) if compile else model, cond)
     candidates = spec.is_masked(codes)
     scales = [guidance_scale_at(guidance_scale, t, num_steps, guidance_annealing) for t in range(num_steps)]
-    codes, trace = iterative_reveal(
-        guided, spec, codes, candidates, num_steps, schedule, scales, temperature, top_k, top_p,
-        choice_temperature, choice_temperature_annealing, generator,
-    )  # fmt: skip
+    with autocast(device, dtype):
+        codes, trace = iterative_reveal(
+            guided, spec, codes, candidates, num_steps, schedule, scales, temperature, top_k, top_p,
+            choice_temperature, choice_temperature_annealing, generator,
+        )  # fmt: skip
     return DecodeResult(codes=codes, nfe=num_steps, trace=trace)
 
 

@@ -28,6 +28,7 @@ from mgm.decoding.canvas import (
 from mgm.decoding.guidance import guide
 from mgm.decoding.maskgit import _check_logits, _record, sample_and_score
 from mgm.decoding.result import DecodeResult
+from mgm.decoding.speed import autocast, check_speed_args
 from mgm.models.conditioning import Condition
 from mgm.schedules import choice_temperature_at, get_mask_schedule, guidance_scale_at, masked_counts, ranks
 from mgm.schedules.annealing import check_annealing
@@ -53,6 +54,7 @@ class CachedGuidedModel:
         return torch.cat([x, x]) if self.paired else x
 
     def _guide(self, logits: torch.Tensor, scale: float) -> torch.Tensor:
+        logits = logits.float()  # full precision for guidance and sampling, as GuidedModel
         return guide(*logits.chunk(2), scale) if self.paired else logits
 
     def full(self, codes: torch.Tensor, scale: float):
@@ -87,12 +89,18 @@ def recap_decode(
     choice_temperature_annealing: str = "linear",
     guidance_annealing: str = "constant",
     device: torch.device | str | None = None,
+    dtype: str | torch.dtype | None = None,
+    compile: bool = False,
 ) -> DecodeResult:
     """``maskgit_decode``'s arguments plus the reuse plan: ``reuse`` (a ReusePlan), or its fields
     ``full_first`` / ``cheap_per_full`` (default ReusePlan()). ``nfe`` counts full and cheap passes;
-    ``compute`` counts a cheap pass over Q of N positions as Q / N of a full one."""
+    ``compute`` counts a cheap pass over Q of N positions as Q / N of a full one. ``dtype`` as in
+    ``maskgit_decode``; ``compile`` is refused (the cheap passes vary in shape)."""
     device = resolve_device(model, init_codes, device)
     check_model_spec(model, spec)
+    dtype = check_speed_args(dtype, compile, model)
+    if compile:
+        raise ValueError("compile=True is not supported by recap_decode (its cheap passes vary in shape)")
     check_positive_int(num_steps, "num_steps")
     get_mask_schedule(schedule)
     check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
@@ -111,10 +119,11 @@ def recap_decode(
 
     candidates = spec.is_masked(codes)
     scales = [guidance_scale_at(guidance_scale, t, num_steps, guidance_annealing) for t in range(num_steps)]
-    codes, trace, compute = recap_reveal(
-        passes, spec, codes, candidates, num_steps, schedule, scales, reuse.kinds(num_steps), temperature, top_k,
-        top_p, choice_temperature, choice_temperature_annealing, generator,
-    )  # fmt: skip
+    with autocast(device, dtype):
+        codes, trace, compute = recap_reveal(
+            passes, spec, codes, candidates, num_steps, schedule, scales, reuse.kinds(num_steps), temperature,
+            top_k, top_p, choice_temperature, choice_temperature_annealing, generator,
+        )  # fmt: skip
     return DecodeResult(codes=codes, nfe=num_steps, trace=trace, compute=compute)
 
 
@@ -141,7 +150,8 @@ def recap_reveal(
     b, k, n = codes.shape
     device = codes.device
     plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T): masked after each step
-    trace, compute, cache, chunk = [], 0.0, None, None
+    query_counts = _query_counts(candidates, plan, kinds)  # one host read, before the loop
+    trace, compute, cache, chunk, num_queries = [], 0.0, None, None, 0
     for step in range(num_steps):
         scale = scales[step]
         tau = choice_temperature_at(choice_temperature, step, num_steps, choice_temperature_annealing)
@@ -154,9 +164,9 @@ def recap_reveal(
             # The chunk: every token revealed from now until the next full step (this step's share first).
             last = _last_cheap_step(kinds, step)
             chunk = candidates & (order >= plan[:, last : last + 1, None])
-            queries, active = n, candidates
+            queries, active, num_queries = n, candidates, query_counts[step]
         else:
-            positions, valid = _chunk_positions(chunk)  # (B, Q)
+            positions, valid = _chunk_positions(chunk, num_queries)  # (B, Q)
             where = positions[:, None, :].expand(b, k, -1)
             logits = passes.cheap(codes.gather(2, where), positions, cache, scale)  # (B, K, Q, V)
             sampled_q, log_probs_q, noised_q = sample_and_score(logits, temperature, top_k, top_p, tau, generator)
@@ -191,16 +201,36 @@ def _last_cheap_step(kinds: tuple[bool, ...], step: int) -> int:
     return last
 
 
-def _chunk_positions(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _query_counts(candidates: torch.Tensor, plan: torch.Tensor, kinds: tuple[bool, ...]) -> list[int | None]:
+    """Per full step, the cheap queries Q of its chunk (the most chunk positions any sample has),
+    read off the plan before decoding when there is one codebook (chunk tokens = chunk positions),
+    so the loop never reads a count back from the device and the chunk's cheap steps have one
+    static shape. With K > 1 codebooks tokens may share positions: None (measured per chunk).
+    """
+    counts: list[int | None] = [None] * len(kinds)
+    full_steps = [t for t, full in enumerate(kinds) if full]
+    if candidates.shape[1] > 1 or not full_steps:
+        return counts
+    total = candidates.flatten(1).sum(1, keepdim=True)
+    masked_before = torch.cat([total, plan[:, :-1]], dim=1)  # (B, T)
+    lasts = torch.tensor([_last_cheap_step(kinds, t) for t in full_steps], device=plan.device)
+    sizes = (masked_before[:, full_steps] - plan[:, lasts]).amax(0).clamp_min(1)
+    for t, size in zip(full_steps, sizes.tolist()):
+        counts[t] = size
+    return counts
+
+
+def _chunk_positions(chunk: torch.Tensor, q: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Grid positions holding chunk tokens, per sample, padded by repeating the first one.
 
-    chunk: BoolTensor[B, K, N] -> (positions LongTensor[B, Q], valid BoolTensor[B, Q]), Q = the
-    largest count. A repeated query computes exactly what its first copy does, so padding never
-    changes another query's result; ``valid`` marks the first copies.
+    chunk: BoolTensor[B, K, N]; q: the most chunk positions of any sample (``_query_counts``), or
+    None to count them here (a host read) -> (positions LongTensor[B, Q], valid BoolTensor[B, Q]). A repeated
+    query computes exactly what its first copy does, so padding never changes another query's
+    result; ``valid`` marks the first copies.
     """
     flags = chunk.any(1)  # (B, N)
     counts = flags.sum(1)
-    q = max(int(counts.max()), 1)
+    q = max(int(counts.max()), 1) if q is None else q
     order = (~flags).to(torch.uint8).argsort(dim=-1, stable=True)[:, :q]  # chunk positions first, ascending
     valid = torch.arange(q, device=chunk.device)[None] < counts[:, None]
     return torch.where(valid, order, order[:, :1]), valid

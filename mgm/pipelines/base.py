@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mgm.decoding import DecodeResult, get_masked_decoder
+from mgm.decoding.speed import compiled, resolve_dtype
 from mgm.io import load_json, save_json
 from mgm.models import Condition, MaskedTransformer
 from mgm.schedules import get_mask_schedule
@@ -43,6 +44,8 @@ class DecodeSettings:
     choice_temperature: float = 4.5
     plan: str | None = None
     plan_options: dict = field(default_factory=dict)
+    dtype: str | None = None  # autocast dtype of the decode loop ("bfloat16", "float16"), None = the model's
+    compile: bool = False  # torch.compile the transformer's forward (mode "reduce-overhead")
 
     def update(self, **overrides) -> DecodeSettings:
         """These settings with the non-None overrides applied, checked before any work."""
@@ -57,6 +60,11 @@ class DecodeSettings:
         new = replace(self, **overrides)
         get_masked_decoder(new.method)
         get_mask_schedule(new.schedule)
+        resolve_dtype(new.dtype)
+        if not isinstance(new.compile, bool):
+            raise ValueError(f"compile={new.compile!r}: expected True or False")
+        if new.compile and (new.method == "recap" or ReusePlan.split_options(new.plan_options)[0] is not None):
+            raise ValueError("compile=True is not supported with ReCAP reuse (its cheap passes vary in shape)")
         if new.method == "group" and new.plan is None:
             raise ValueError("method='group' needs a plan (e.g. 'soundstorm', 'magnet', 'gipd')")
         if new.method == "recap":
@@ -225,7 +233,7 @@ class MaskedPipeline:
         starts = range(0, num, batch_size)
         total = len(starts) * settings.nfe(spec.num_codebooks)
         bar = tqdm(total=total, desc="decoding", unit="step", disable=not progress)
-        model = _CountingModel(self.transformer, bar)
+        model = _CountingModel(compiled(self.transformer) if settings.compile else self.transformer, bar)
         for start in starts:
             stop = min(num, start + batch_size)
             if condition is not None:
@@ -244,6 +252,7 @@ class MaskedPipeline:
                 editable=None if editable is None else editable[start:stop].to(device),
                 generator=generator,
                 device=device,
+                dtype=settings.dtype,
                 **method_kwargs,
             )
             codes.append(result.codes)

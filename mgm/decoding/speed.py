@@ -1,0 +1,55 @@
+"""Speed options shared by the masked decoders: reduced-precision autocast and torch.compile.
+
+Neither changes the decode loop. ``dtype`` runs the loop under ``torch.autocast`` (the model's
+matmuls in bfloat16 / float16; sampling reads the logits in float32, ``sample_and_score``).
+``compile=True`` runs the model's forward through ``torch.compile`` with ``mode="reduce-overhead"``
+(CUDA graphs on a GPU). Every step feeds the model the same shapes (the whole canvas, and with
+guidance the conditional and null rows as one batch), so one compiled graph serves every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+
+import torch
+from torch import nn
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """None, a torch dtype or its name ("bfloat16", "float16", "float32") -> a torch dtype or None."""
+    if dtype is None or dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype={dtype!r}: expected None or one of {sorted(DTYPES)}")
+
+
+def check_speed_args(dtype: str | torch.dtype | None, compile: bool, model: object) -> torch.dtype | None:
+    """Checks both options before any work; returns the resolved dtype."""
+    resolved = resolve_dtype(dtype)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile={compile!r}: expected True or False")
+    if compile and not isinstance(model, nn.Module):
+        raise ValueError(f"compile=True needs an nn.Module model; got {type(model).__name__}")
+    return resolved
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` on ``device`` in ``dtype``; a no-op context for None or float32."""
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """The model behind ``torch.compile(mode="reduce-overhead")``, compiled once per model object.
+
+    The compiled module shares the model's parameters and answers its attributes (``spec``...).
+    """
+    if model not in _COMPILED:
+        _COMPILED[model] = torch.compile(model, mode="reduce-overhead", dynamic=False)
+    return _COMPILED[model]
