@@ -1,0 +1,224 @@
+"""Decoding speed against the peers, side by side in one run, on the same shapes.
+
+    .venv/bin/python benchmarks/decode_speed.py [--shape small|amused-256|tiny] [--device cpu|cuda]
+        [--dtype float32|bfloat16] [--repeats 5] [--methods mgm muse amused] [--batch-sizes 1 16]
+        [--compile] [--out FILE.json] [--markdown FILE.md]
+
+Methods (benchmarks/peers.py builds them, randomly initialised, at one shape):
+- mgm ``maskgit_decode`` and ``recap_decode`` on ``MaskedTransformer`` against muse-maskgit-pytorch's
+  ``MaskGit.generate`` at the same width, depth, heads, MLP width, sequence length, vocabulary and
+  steps, without and with classifier-free guidance;
+- mgm ``maskgit_decode`` through ``UVit2DAdapter`` against diffusers' ``AmusedPipeline`` on the SAME
+  UVit2DModel weights, without and with guidance.
+Each at batch 1 and a large batch: one warm-up run, then ``--repeats`` timed runs (the device
+synchronised around each); the median and spread (min-max, IQR) per sample, samples/s, model
+calls (NFE), full-pass equivalents per sample (counting guidance's null rows), peak memory (see
+``timing.PeakMemory`` for what is measured on each device) and, for the model work of one decoding
+step at the large batch, its FLOPs (torch's FlopCounterMode) and achieved TFLOP/s. Only the token
+loop is timed: conditions / prompt embeddings are precomputed, and no VQ decode runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import SHAPES, Method, all_methods, cpu_name, quiet_peers  # noqa: E402
+from timing import PeakMemory, spread, time_runs, write_report  # noqa: E402
+
+FAMILIES = ("mgm", "muse", "amused")
+# Each mgm row is compared with the peer that runs the same model at the same batch and guidance.
+PEER_OF = {
+    "mgm maskgit_decode · MaskedTransformer": "muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer",
+    "mgm recap_decode (2 full, then 1 cheap per full) · MaskedTransformer": (
+        "muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer"
+    ),
+    "mgm maskgit_decode · UVit2DAdapter(UVit2DModel)": "diffusers AmusedPipeline · UVit2DModel",
+}
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{name}, CUDA {torch.version.cuda}, torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+
+
+def measure(method: Method, batch: int, repeats: int, device: torch.device, vocab: int, mach: str) -> dict:
+    codes = method.run(batch)  # the warm-up run, whose output is checked
+    valid = bool(codes.shape == (batch, codes.shape[1]) and ((codes >= 0) & (codes < vocab)).all())
+    memory = PeakMemory(device)
+    times = time_runs(lambda: method.run(batch), repeats, warmup=0, around_first=memory)
+    stats = spread(times)
+    return {
+        "method": method.name,
+        "family": method.family,
+        "guided": method.guided,
+        "guidance": method.guidance,
+        "batch": batch,
+        "ms_per_sample": stats["median"] / batch,
+        "ms_per_sample_min": stats["min"] / batch,
+        "ms_per_sample_max": stats["max"] / batch,
+        "ms_per_sample_iqr": stats["iqr"] / batch,
+        "samples_per_s": 1000 * batch / stats["median"],
+        "repeats": repeats,
+        "nfe": method.nfe(batch),
+        "full_pass_equivalents": method.full_passes(batch),
+        "peak_memory_mb": None if memory.bytes is None else memory.bytes / 2**20,
+        "memory_kind": memory.kind,
+        "valid_codes": valid,
+        "timed": method.timed,
+        "settings": method.settings,
+        "machine": mach,
+    }
+
+
+def step_throughput(method: Method, batch: int, repeats: int) -> dict:
+    """FLOPs of one decoding step's model work at ``batch`` and its achieved TFLOP/s."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        method.step(batch)
+    flops = counter.get_total_flops()
+    ms = statistics.median(time_runs(lambda: method.step(batch), repeats, warmup=1))
+    return {"step_batch": batch, "step_gflop": flops / 1e9, "step_ms": ms, "step_tflops": flops / ms / 1e9}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default=None, help="default: small on CPU, amused-256 on GPU"
+    )
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--methods", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", help="default: the shape's (CPU 1 16)")
+    parser.add_argument(
+        "--guidance", type=float, nargs="+", help="aMUSEd-convention scales (1 = none); default 1 and the shape's"
+    )
+    parser.add_argument("--compile", action="store_true", help="pass compile=True to the mgm decoders that take it")
+    parser.add_argument("--no-flops", action="store_true", help="skip the per-step FLOP count and throughput")
+    parser.add_argument("--out")
+    parser.add_argument("--markdown")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats}: expected an integer >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available (run the CPU subset with --device cpu)")
+
+    quiet_peers()
+    torch.set_grad_enabled(False)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    shape = SHAPES[args.shape or ("amused-256" if device.type == "cuda" else "small")]
+    batch_sizes = args.batch_sizes or list(shape.batch_sizes)
+    guidances = args.guidance or [1.0, shape.guidance]
+    mach = machine(device)
+    methods, skipped = all_methods(shape, device, dtype, args.compile, guidances, set(args.methods))
+    report = {
+        "machine": mach,
+        "device": str(device),
+        "dtype": args.dtype,
+        "compile": args.compile,
+        "shape": args.shape or ("amused-256" if device.type == "cuda" else "small"),
+        "shape_config": shape.to_dict(),
+        "guidance_convention": "uncond + g * (cond - uncond) (aMUSEd / muse cond_scale); mgm gets g - 1",
+        "skipped": skipped,
+        "rows": [],
+    }
+    for family, reason in skipped.items():
+        print(f"skipped {family}: {reason}", flush=True)
+    for method in methods:
+        rows = [measure(method, b, args.repeats, device, shape.codebook_size, mach) for b in batch_sizes]
+        if not args.no_flops:
+            rows[-1].update(step_throughput(method, batch_sizes[-1], args.repeats))
+        for row in rows:
+            print(
+                f"{row['method']:<72} g={row['guidance']:<4} b={row['batch']:<3} {row['ms_per_sample']:9.2f} ms/sample",
+                flush=True,
+            )
+        report["rows"] += rows
+    add_speedups(report["rows"])
+    report["reveal_checks"] = reveal_checks(methods)
+    for check in report["reveal_checks"]:
+        print(f"tokens revealed per step, {check['method']} vs {check['peer']}: agree={check['agree']}", flush=True)
+    write_report(report, args.out, args.markdown, markdown_table(report))
+    return report
+
+
+def add_speedups(rows: list[dict]) -> None:
+    """``speedup_vs_peer``: the peer's ms/sample over this row's, at the same batch and guidance."""
+    index = {(r["method"], r["batch"], r["guided"]): r for r in rows}
+    for row in rows:
+        peer = index.get((PEER_OF.get(row["method"]), row["batch"], row["guided"]))
+        row["speedup_vs_peer"] = None if peer is None else peer["ms_per_sample"] / row["ms_per_sample"]
+        row["peer"] = None if peer is None else peer["method"]
+
+
+def reveal_checks(methods: list[Method]) -> list[dict]:
+    """The distribution-family check of an mgm method against its peer on the same model: both
+    decode only masked tokens, and reveal as many tokens at each step (one batch-1 decode each)."""
+    by_key = {(m.name, m.guided): m for m in methods}
+    checks = []
+    for m in methods:
+        peer = by_key.get((PEER_OF.get(m.name), m.guided))
+        if peer is None or m.reveals is None or peer.reveals is None:
+            continue
+        ours, theirs = m.reveals(), peer.reveals()
+        checks.append(
+            {"method": m.name, "peer": peer.name, "guided": m.guided, "ours": ours, "peer_reveals": theirs,
+             "agree": ours == theirs}
+        )  # fmt: skip
+    return checks
+
+
+def markdown_table(report: dict) -> str:
+    shape = report["shape_config"]
+    lines = [
+        f"Shape `{report['shape']}` ({shape['notes']}): {shape['side']}x{shape['side']} tokens, codebook "
+        f"{shape['codebook_size']}, width {shape['dim']}, depth {shape['depth']}, {shape['num_heads']} heads, "
+        f"{shape['num_steps']} steps; device {report['device']}, {report['dtype']}"
+        + (", compile" if report["compile"] else "")
+        + ". Guidance g in aMUSEd's convention (1 = off; mgm runs g - 1). Token loop only (prompt embeddings "
+        "precomputed, no VQ decode). ms/sample: median over the repeats; spread: min-max. NFE: model calls "
+        "(muse runs guidance as two calls a step). Full passes per sample count guidance's null rows. Step: "
+        "one decoding step's model work at the large batch. Memory: "
+        + (report["rows"][0]["memory_kind"] if report["rows"] else "-")
+        + ".",
+        "",
+    ]
+    for family, reason in report["skipped"].items():
+        lines += [f"Skipped {family}: {reason}", ""]
+    for check in report.get("reveal_checks", []):
+        verdict = "agree" if check["agree"] else "DIFFER"
+        lines += [
+            f"Tokens revealed per step (batch 1, g {'on' if check['guided'] else 'off'}), {check['method']} "
+            f"{check['ours']} vs {check['peer']} {check['peer_reveals']}: {verdict}.",
+            "",
+        ]
+    lines += [
+        "| method | g | batch | ms/sample | spread | samples/s | speed-up vs peer | NFE | full passes | peak MB "
+        "| step GFLOP | step TFLOP/s | machine |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["rows"]:
+        speedup = "" if r["speedup_vs_peer"] is None else f"{r['speedup_vs_peer']:.2f}x"
+        memory = "" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.1f}"
+        gflop = f"{r['step_gflop']:.3g}" if "step_gflop" in r else ""
+        tflops = f"{r['step_tflops']:.3g}" if "step_tflops" in r else ""
+        lines.append(
+            f"| {r['method']} | {r['guidance']:g} | {r['batch']} | {r['ms_per_sample']:.2f} | "
+            f"{r['ms_per_sample_min']:.2f}-{r['ms_per_sample_max']:.2f} | {r['samples_per_s']:.1f} | {speedup} | "
+            f"{r['nfe']:.0f} | {r['full_pass_equivalents']:.1f} | {memory} | {gflop} | {tflops} | {r['machine']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

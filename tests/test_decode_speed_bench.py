@@ -1,0 +1,65 @@
+"""Smoke test of benchmarks/decode_speed.py: its CPU path on a minuscule shape, one repeat."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "decode_speed.py"
+ROW_FIELDS = {
+    "method", "family", "guided", "guidance", "batch", "ms_per_sample", "ms_per_sample_min", "ms_per_sample_max",
+    "ms_per_sample_iqr", "samples_per_s", "nfe", "full_pass_equivalents", "peak_memory_mb", "memory_kind",
+    "valid_codes", "machine", "speedup_vs_peer",
+}  # fmt: skip
+
+
+def load_harness():
+    spec = importlib.util.spec_from_file_location("decode_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(tmp_path, methods: list[str]) -> tuple[dict, str]:
+    out, table = tmp_path / "results.json", tmp_path / "table.md"
+    argv = ["--shape", "tiny", "--device", "cpu", "--repeats", "1", "--methods", *methods]
+    load_harness().main([*argv, "--out", str(out), "--markdown", str(table)])
+    return json.loads(out.read_text()), table.read_text()
+
+
+def test_mgm_rows_on_cpu(tmp_path):
+    report, table = run(tmp_path, ["mgm"])
+    assert report["device"] == "cpu" and "torch" in report["machine"] and report["skipped"] == {}
+    rows = report["rows"]
+    # maskgit and recap, unguided and guided, at batch 1 and 2.
+    assert len(rows) == 8 and {r["batch"] for r in rows} == {1, 2} and {r["guided"] for r in rows} == {False, True}
+    for row in rows:
+        assert ROW_FIELDS <= set(row), ROW_FIELDS - set(row)
+        assert row["valid_codes"] and row["ms_per_sample"] > 0 and row["samples_per_s"] > 0
+        assert row["nfe"] == 4 and row["peak_memory_mb"] is not None
+    for row in rows:
+        if row["guided"] and row["method"].startswith("mgm maskgit"):
+            assert row["full_pass_equivalents"] == 8  # 4 steps, conditional and null rows
+    assert all("step_gflop" in r and r["step_tflops"] > 0 for r in rows if r["batch"] == 2)
+    assert table.count("\n| mgm ") == 8 and table.count(report["machine"]) == 8
+
+
+def test_peers_rows_on_cpu(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("muse_maskgit_pytorch")
+    report, table = run(tmp_path, ["muse", "amused"])
+    methods = {r["method"] for r in report["rows"]}
+    assert "diffusers AmusedPipeline · UVit2DModel" in methods
+    assert "muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer" in methods
+    assert all(r["valid_codes"] for r in report["rows"])
+    adapter = [r for r in report["rows"] if r["method"].startswith("mgm maskgit_decode · UVit2DAdapter")]
+    assert adapter and all(r["speedup_vs_peer"] > 0 for r in adapter)
+    muse_guided = [r for r in report["rows"] if r["family"] == "muse-maskgit-pytorch" and r["guided"]]
+    assert muse_guided and all(r["nfe"] == 8 for r in muse_guided)  # two sequential forwards per step
+    # mgm through UVit2DAdapter reveals as many tokens per step as AmusedPipeline, with and without guidance.
+    checks = report["reveal_checks"]
+    assert len(checks) == 2 and all(c["agree"] and sum(c["ours"]) == 16 for c in checks)
+    assert "agree" in table
