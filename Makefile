@@ -42,8 +42,10 @@ pretrained-ar: $(STAMP)
 pretrained-motion: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/motion/vq_motions.yaml
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/motion/transformer_motions.yaml
-	rm -rf mgm/pretrained/motion_motions7
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/motion/evaluator_motions.yaml
+	rm -rf mgm/pretrained/motion_motions7 mgm/pretrained/motions7_evaluator
 	cp -r outputs/motion/pipeline mgm/pretrained/motion_motions7
+	cp -r outputs/motion/evaluator/model mgm/pretrained/motions7_evaluator
 
 pretrained-audio: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/codec_tones.yaml

@@ -4,6 +4,7 @@ against reference statistics, report NFE and wall time per sample; print a table
     mgm-eval image                                   # the shipped Shapes10 pipeline, 512 samples
     mgm-eval image --method recap --full-first 2 --cheap-per-full 2 --num 1024
     mgm-eval audio --plan magnet --encodec           # the shipped Tones8 pipeline, + EnCodec FAD
+    mgm-eval motion --num 256                        # the shipped Motions7 pipeline, HumanML3D metrics
     mgm-eval image --samples outputs/my_samples      # a folder (class sub-folders give labels)
 
 Scores: the embedded judge's conditional accuracy (Tones8 also the exact pitch checker) and a
@@ -12,6 +13,14 @@ FID; needs ``pip install 'mgm[eval]'`` and its weights) for images, the codec's 
 embeddings (``--encodec``, fadtk's "encodec-emb") for audio. Reference statistics come from
 --reference-num held-out embedded samples (seed --reference-seed) or a --reference-folder, and
 are cached as .npz in --cache-dir.
+
+Motion: HumanML3D's measures on the embeddings of a text-motion evaluator (the shipped Motions7
+one, or ``--evaluator DIR``): FID against the real clips' statistics, Diversity, R-precision
+top-1/2/3 and MM-Dist (batches of 32), and the exact checker's action agreement. Each generated
+motion takes the caption and length of one real held-out clip (seed --captions-seed); the same
+scores of those real clips are reported beside (``real_*``): what a perfect model would get. A
+folder of samples holds ``.npy`` features [F, 263], with captions in ``captions.json``
+({"<name>": caption}).
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import torch
 
 from mgm.cli.generate import add_decode_options, add_plan_options, decode_overrides
 
+R_PRECISION_BATCH = 32  # = mgm.eval.suite.R_PRECISION_BATCH (not imported here: the parser stays light)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mgm-eval", description=__doc__.split("\n\n")[0])
@@ -35,14 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     audio = sub.add_parser("audio", help="an AudioPipeline's clips (default: the shipped one), or a folder")
     audio.add_argument("--encodec", action="store_true", help="also FAD on the pipeline codec's encoder embeddings")
     add_plan_options(audio)
-    for p in (image, audio):
+    motion = sub.add_parser("motion", help="a MotionPipeline's motions (default: the shipped one), or a folder")
+    motion.add_argument("--evaluator", help="text-motion evaluator folder (default: the shipped Motions7 one)")
+    motion.add_argument(
+        "--captions-seed", type=int, default=3, help="seed of the real held-out clips giving captions and lengths"
+    )
+    for p in (image, audio, motion):
         p.add_argument("--model", help="pipeline folder (default: the shipped pipeline)")
         p.add_argument("--samples", help="score this folder of samples instead of generating")
         p.add_argument("--num", type=int, default=512, help="samples to generate")
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--seed", type=int, default=0)
         add_decode_options(p)
-        p.add_argument("--judge", help="classifier folder (default: the shipped judge of the embedded data)")
+        if p is not motion:
+            p.add_argument("--judge", help="classifier folder (default: the shipped judge of the embedded data)")
         p.add_argument("--reference-num", type=int, default=2048, help="embedded real samples for the reference")
         p.add_argument("--reference-seed", type=int, default=2, help="seed of the embedded reference samples")
         p.add_argument("--reference-folder", help="real samples to take the reference statistics from instead")
@@ -65,18 +82,23 @@ def _check(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {args.out} exists; pass --overwrite to replace it")
     if args.samples and args.model:
         raise SystemExit("error: give --model (to generate) or --samples (to read), not both")
-    for name in ("samples", "reference_folder", "judge", "model"):
-        folder = getattr(args, name)
+    if args.modality == "motion" and not args.samples and args.num < R_PRECISION_BATCH:
+        raise SystemExit(
+            f"error: --num {args.num}: motion R-precision ranks batches of {R_PRECISION_BATCH}; "
+            f"expected at least {R_PRECISION_BATCH}"
+        )
+    for name in ("samples", "reference_folder", "judge", "model", "evaluator"):
+        folder = getattr(args, name, None)
         if folder and not Path(folder).is_dir():
             raise SystemExit(f"error: --{name.replace('_', '-')} {folder}: no such folder")
 
 
 def _load(args: argparse.Namespace):
     """(pipeline or None, evaluation) for the modality."""
-    from mgm.eval.suite import AudioEvaluation, ImageEvaluation
-    from mgm.pipelines import AudioPipeline, ImagePipeline
+    from mgm.eval.suite import AudioEvaluation, ImageEvaluation, MotionEvaluation
+    from mgm.pipelines import AudioPipeline, ImagePipeline, MotionPipeline
 
-    pipeline_class = ImagePipeline if args.modality == "image" else AudioPipeline
+    pipeline_class = {"image": ImagePipeline, "audio": AudioPipeline, "motion": MotionPipeline}[args.modality]
     pipe = None
     if not args.samples or (args.modality == "audio" and args.encodec):
         pipe = (
@@ -87,6 +109,8 @@ def _load(args: argparse.Namespace):
     if args.modality == "image":
         size = pipe.image_size if pipe is not None else 32
         evaluation = ImageEvaluation(args.judge, image_size=size, inception=args.inception)
+    elif args.modality == "motion":
+        evaluation = MotionEvaluation(args.evaluator)
     else:
         seconds = pipe.max_seconds if pipe is not None else 2.0
         evaluation = AudioEvaluation(args.judge, seconds=seconds, codec=pipe.tokenizer if args.encodec else None)
@@ -117,14 +141,55 @@ def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor,
     return samples, labels, timing
 
 
+def _generate_motion(pipe, args: argparse.Namespace):
+    """(generated MotionSamples on the CPU, labels, timing, the real clips) for --num real held-out
+    clips: one motion per clip, for its caption, at its length (rounded down to whole tokens and cut
+    to the longest the model takes). Clips of one length are decoded together (seed --seed + tokens)."""
+    from mgm.data.motion_features import FPS
+    from mgm.data.motions import make_motions
+    from mgm.eval.suite import MotionSamples
+
+    decode = decode_overrides(args, pipe)
+    clips = make_motions(args.num, seed=args.captions_seed)
+    downsample = pipe.tokenizer.downsample
+    tokens = (clips.lengths.clamp(max=pipe.tokenizer.frames_for(pipe.max_tokens)) // downsample).clamp(min=1)
+    generated = torch.zeros(args.num, int(tokens.max()) * downsample, clips.features.shape[-1])
+    nfe, compute, batches, decode_s, total_s = 0, 0.0, 0, 0.0, 0.0
+    for n in tokens.unique().tolist():
+        rows = (tokens == n).nonzero()[:, 0]
+        frames = n * downsample
+        captions = [clips.captions[i] for i in rows.tolist()]
+        start = time.perf_counter()
+        result = pipe.generate_codes(
+            captions, seconds=frames / FPS, seed=args.seed + n, batch_size=args.batch_size, **decode
+        )
+        decode_s += time.perf_counter() - start
+        generated[rows, :frames] = pipe.features(result.codes).cpu()
+        total_s += time.perf_counter() - start
+        nfe, compute, batches = nfe + result.nfe, compute + result.compute, batches + -(-len(rows) // args.batch_size)
+    timing = {
+        "captions": f"real Motions7 clips, seed {args.captions_seed}",
+        "nfe_per_sample": nfe / batches,
+        "compute_full_passes_per_sample": compute / batches,
+        "ms_per_sample_decoding": 1000 * decode_s / args.num,
+        "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,
+        "settings": {k: v for k, v in decode.items() if v is not None},
+    }
+    real = MotionSamples(clips.features, clips.lengths, clips.captions)
+    return MotionSamples(generated, tokens * downsample, clips.captions), clips.labels, timing, real
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     _check(args)
     torch.set_grad_enabled(False)
     pipe, evaluation = _load(args)
     try:
+        real = None
         if args.samples:
             samples, labels = evaluation.read_samples(args.samples)
             timing = {}
+        elif args.modality == "motion":
+            samples, labels, timing, real = _generate_motion(pipe, args)
         else:
             samples, labels, timing = _generate(pipe, args, evaluation)
         references = {
@@ -134,6 +199,8 @@ def evaluate(args: argparse.Namespace) -> dict:
             for name in evaluation.extractors
         }
         scores = evaluation.score(samples, labels, references)
+        if real is not None:  # the real clips the captions came from: what a perfect model would score
+            scores.update({f"real_{k}": v for k, v in evaluation.score(real, labels, references).items()})
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from e
     cpu = platform.processor() or platform.machine()

@@ -2,8 +2,13 @@
 
 An evaluation knows its modality's embedded reference data, how to read samples from a folder,
 its feature extractors (name -> samples [M, ...] -> features [M', F]) and its label scores (the
-judge's conditional accuracy; for Tones8 also the exact pitch checker). Decoders and pipelines
-stay modality-free; this module is one of the edges that knows images from audio.
+judge's conditional accuracy; for Tones8 also the exact pitch checker; for Motions7 the exact
+action checker). Decoders and pipelines stay modality-free; this module is one of the edges that
+knows images from audio and motion.
+
+Motion samples are ``MotionSamples`` (features of different lengths, and the captions they were
+made for); its scores are HumanML3D's, on a text-motion evaluator's embeddings
+(``mgm.eval.text_motion``): FID, Diversity, R-precision top-1/2/3 and MM-Dist.
 
 Reference statistics are computed once per (extractor weights, source, number, seed) and cached
 as ``.npz`` in ``cache_dir``.
@@ -12,7 +17,9 @@ as ``.npz`` in ``cache_dir``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +31,10 @@ from mgm.io import weights_fingerprint
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+MOTION_SUFFIXES = (".npy",)
+MOTION_CAPTIONS_FILE = "captions.json"  # in a folder of motions: {"<path without .npy>": caption}
+R_PRECISION_BATCH = 32  # HumanML3D's: each motion ranks the 32 captions of its batch
+DIVERSITY_PAIRS = 300  # HumanML3D's diversity_times
 
 
 def batched_statistics(extract: Callable, samples: torch.Tensor, batch_size: int = 256) -> FeatureStatistics:
@@ -40,7 +51,7 @@ def _files_with_labels(folder: Path, suffixes: tuple[str, ...], classes: tuple[s
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of samples")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.endswith("_joints.npy"))
     if not files:
         raise ValueError(f"{folder}: no {'/'.join(suffixes)} files")
     parents = [p.parent.name for p in files]
@@ -178,4 +189,125 @@ class AudioEvaluation(Evaluation):
         scores = super().label_scores(samples, labels)
         checked = classify_tones(samples, self.sample_rate) == labels.cpu()
         scores["pitch_checker_agreement"] = float(checked.float().mean())
+        return scores
+
+
+@dataclass
+class MotionSamples:
+    """A batch of motion clips as the motion evaluation takes them.
+
+    features: FloatTensor[M, T, 263], raw HumanML3D features, zero past each clip's length;
+    lengths: LongTensor[M], frames per clip; captions: the M captions (None when unknown).
+    """
+
+    features: torch.Tensor
+    lengths: torch.Tensor
+    captions: list[str] | None = None
+
+    def __post_init__(self):
+        from mgm.data.motion_features import check_features
+
+        check_features(self.features, "features")
+        if self.features.dim() != 3:
+            raise ValueError(f"features: got shape {tuple(self.features.shape)}; expected [M, T, 263]")
+        self.lengths = torch.as_tensor(self.lengths)
+        if self.lengths.shape != (len(self.features),):
+            raise ValueError(f"lengths: got shape {tuple(self.lengths.shape)}; expected [{len(self.features)}]")
+        if self.captions is not None and len(self.captions) != len(self.features):
+            raise ValueError(f"captions: got {len(self.captions)} for {len(self.features)} motions; expected one each")
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def split(self, size: int) -> Iterator[MotionSamples]:
+        """Consecutive chunks of at most ``size`` clips (what ``batched_statistics`` iterates)."""
+        for start in range(0, len(self), size):
+            rows = slice(start, start + size)
+            yield MotionSamples(
+                self.features[rows], self.lengths[rows], None if self.captions is None else self.captions[rows]
+            )
+
+
+class MotionEvaluation(Evaluation):
+    """Motions7 by default: the shipped text-motion evaluator (``mgm/pretrained/motions7_evaluator``,
+    or ``evaluator_dir``: any saved ``TextMotionEvaluator``) and the exact action checker.
+
+    Scores of ``MotionSamples`` against the reference statistics of real clips' motion embeddings:
+    ``fid``; ``diversity`` (mean distance of 300 random pairs of motion embeddings, fewer when there
+    are fewer clips); with captions and a caption-reading evaluator, ``r_precision_top1/2/3`` (whole
+    batches of 32, in the order given) and ``mm_dist``; with labels, ``action_agreement`` (the share
+    of clips in which ``classify_motion`` finds the labelled action).
+    """
+
+    modality = "motion"
+
+    def __init__(self, evaluator_dir=None, diversity_seed: int = 0):
+        from mgm.data.motions import CLASSES
+        from mgm.eval.text_motion import TextMotionEvaluator
+
+        evaluator = TextMotionEvaluator.from_pretrained(evaluator_dir or PRETRAINED / "motions7_evaluator")
+        super().__init__(evaluator)
+        self.evaluator, self.classes, self.diversity_seed = evaluator, CLASSES, diversity_seed
+        self.extractors = {"evaluator": (self._motion_embeddings, weights_fingerprint(evaluator)[:10])}
+
+    def _motion_embeddings(self, samples: MotionSamples) -> torch.Tensor:
+        return self.evaluator.embed_motion(samples.features, samples.lengths).double()
+
+    def real_samples(self, num: int, seed: int) -> tuple[MotionSamples, torch.Tensor]:
+        from mgm.data.motions import make_motions
+
+        clips = make_motions(num, seed=seed)
+        return MotionSamples(clips.features, clips.lengths, clips.captions), clips.labels
+
+    def read_samples(self, folder) -> tuple[MotionSamples, torch.Tensor | None]:
+        """``.npy`` features [F, 263] under ``folder`` (``*_joints.npy`` skipped; class sub-folders give
+        labels); captions from ``folder/captions.json`` ({"<path relative to folder, without .npy>":
+        caption}) when it is there."""
+        from mgm.pipelines.motion_io import read_motion
+
+        folder = Path(folder)
+        files, labels = _files_with_labels(folder, MOTION_SUFFIXES, self.classes)
+        clips = [read_motion(p) for p in files]
+        lengths = torch.tensor([len(c) for c in clips])
+        features = torch.zeros(len(clips), int(lengths.max()), clips[0].shape[-1])
+        for i, clip in enumerate(clips):
+            features[i, : len(clip)] = clip
+        captions = None
+        captions_file = folder / MOTION_CAPTIONS_FILE
+        if captions_file.is_file():
+            try:
+                table = json.loads(captions_file.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{captions_file}: not valid JSON ({e})") from e
+            keys = [p.relative_to(folder).with_suffix("").as_posix() for p in files]
+            missing = [key for key in keys if key not in table]
+            if missing:
+                raise ValueError(f"{captions_file}: no caption for {missing[:3]}; expected one per motion file")
+            captions = [table[key] for key in keys]
+        return MotionSamples(features, lengths, captions), labels
+
+    def label_scores(self, samples: MotionSamples, labels: torch.Tensor) -> dict[str, float]:
+        from mgm.data.motions import classify_motion
+
+        found = classify_motion(samples.features, samples.lengths.clamp(min=2))
+        return {"action_agreement": float((found == labels.cpu()).float().mean())}
+
+    def score(self, samples: MotionSamples, labels: torch.Tensor | None, references: dict) -> dict[str, float]:
+        from mgm.eval.motion_metrics import diversity, matching_score, r_precision
+
+        scores = {} if labels is None else self.label_scores(samples, labels)
+        with torch.no_grad():
+            motion = torch.cat([self._motion_embeddings(chunk) for chunk in samples.split(256)])
+            if "evaluator" in references:
+                scores["fid"] = FeatureStatistics().update(motion).distance(references["evaluator"])
+            if len(motion) >= 2:
+                pairs = min(DIVERSITY_PAIRS, len(motion) - 1)
+                generator = torch.Generator().manual_seed(self.diversity_seed)
+                scores["diversity"] = diversity(motion, num_pairs=pairs, generator=generator)
+            if samples.captions is not None and self.evaluator.text_input == "captions":
+                text = torch.cat([self.evaluator.embed_text(chunk.captions).double() for chunk in samples.split(256)])
+                if len(motion) >= R_PRECISION_BATCH:
+                    top = r_precision(text, motion, top_k=3, batch_size=R_PRECISION_BATCH)
+                    scores.update({f"r_precision_top{k}": value for k, value in enumerate(top, start=1)})
+                scores["mm_dist"] = matching_score(text, motion)
         return scores
