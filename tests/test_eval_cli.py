@@ -23,6 +23,27 @@ def test_eval_image_generates_scores_and_caches_the_reference(tiny_image_pipelin
     assert again["compute_full_passes_per_sample"] < again["nfe_per_sample"]
 
 
+def test_eval_image_with_an_ar_pipeline_ar_and_sjd(tiny_vq, tmp_path):
+    from mgm.models import ARTransformer
+    from mgm.pipelines import ARDecodeSettings, ARImagePipeline
+
+    torch.manual_seed(0)
+    model = ARTransformer(vocab_size=32, max_length=64, dim=32, depth=1, num_heads=2, num_classes=3)
+    folder = ARImagePipeline(tiny_vq, model, ARDecodeSettings(window=8), ["a", "b", "c"]).save_pretrained(
+        tmp_path / "ar"
+    )
+    common = ["image", "--model", str(folder), "--num", "6", "--reference-num", "8", "--device", "cpu",
+              "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r.json"), "--overwrite"]  # fmt: skip
+    ar = evaluate.main([*common, "--method", "ar"])
+    assert ar["nfe_per_sample"] == 64 and "compute_full_passes_per_sample" not in ar
+    sjd = evaluate.main([*common, "--method", "sjd", "--window", "4"])
+    assert 1 <= sjd["nfe_per_sample"] <= 64 and 0 <= sjd["scores"]["judge_accuracy"] <= 1
+    with pytest.raises(SystemExit, match="--method ar or sjd, not recap"):
+        evaluate.main([*common, "--method", "recap"])
+    with pytest.raises(SystemExit, match="needs an AR pipeline"):
+        evaluate.main(["image", "--method", "ar", "--model", str(tmp_path), "--out", str(tmp_path / "x.json")])
+
+
 def test_eval_reads_a_folder_with_class_subfolders(tmp_path):
     from mgm.data.shapes import CLASSES, make_shapes
     from mgm.pipelines.image_io import write_pngs

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--num", type=int, default=512, help="samples to generate")
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--seed", type=int, default=0)
-        add_decode_options(p)
+        add_decode_options(p, ar=p is image)
+        if p is image:
+            p.add_argument("--window", type=int, help="sjd: draft window (default: the AR pipeline's)")
         if p is not motion:
             p.add_argument("--judge", help="classifier folder (default: the shipped judge of the embedded data)")
         p.add_argument("--reference-num", type=int, default=2048, help="embedded real samples for the reference")
@@ -91,6 +93,8 @@ def _check(args: argparse.Namespace) -> None:
         folder = getattr(args, name, None)
         if folder and not Path(folder).is_dir():
             raise SystemExit(f"error: --{name.replace('_', '-')} {folder}: no such folder")
+    if args.modality == "image" and args.method in ("ar", "sjd") and args.model and not _is_ar(args):
+        raise SystemExit(f"error: --method {args.method} needs an AR pipeline; --model {args.model} is not one")
 
 
 def _load(args: argparse.Namespace):
@@ -99,6 +103,10 @@ def _load(args: argparse.Namespace):
     from mgm.pipelines import AudioPipeline, ImagePipeline, MotionPipeline
 
     pipeline_class = {"image": ImagePipeline, "audio": AudioPipeline, "motion": MotionPipeline}[args.modality]
+    if args.modality == "image" and _is_ar(args):
+        from mgm.pipelines import ARImagePipeline
+
+        pipeline_class = ARImagePipeline
     pipe = None
     if not args.samples or (args.modality == "audio" and args.encodec):
         pipe = (
@@ -117,9 +125,36 @@ def _load(args: argparse.Namespace):
     return pipe, evaluation
 
 
+def _is_ar(args: argparse.Namespace) -> bool:
+    """An autoregressive image pipeline: --method ar / sjd, or a --model folder holding one."""
+    from mgm.cli.generate import _pipeline_class
+
+    if args.model:
+        return _pipeline_class(args.model) == "ARImagePipeline"
+    return args.method in ("ar", "sjd")
+
+
+def _ar_overrides(args: argparse.Namespace) -> dict:
+    """An AR pipeline's decode overrides (None keeps its saved default); masked-only options refused."""
+    if args.method not in (None, "ar", "sjd"):
+        raise SystemExit(f"error: an AR pipeline decodes with --method ar or sjd, not {args.method}")
+    if args.dtype or args.compile or args.full_first is not None or args.cheap_per_full is not None:
+        raise SystemExit("error: --dtype, --compile, --full-first, --cheap-per-full apply to masked pipelines")
+    return {
+        "method": args.method,
+        "temperature": args.temperature,
+        "guidance_scale": args.guidance_scale,
+        "window": args.window,
+    }
+
+
 def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(samples on the CPU, labels, timing) for --num samples cycled over the classes."""
-    decode = decode_overrides(args, pipe)
+    ar = args.modality == "image" and _is_ar(args)
+    if ar:
+        decode = {k: v for k, v in _ar_overrides(args).items() if v is not None}
+    else:
+        decode = decode_overrides(args, pipe)
     labels = torch.arange(args.num) % pipe.num_classes if pipe.num_classes else None
     start = time.perf_counter()
     result = pipe.generate_codes(args.num, labels, seed=args.seed, batch_size=args.batch_size, progress=True, **decode)
@@ -131,13 +166,16 @@ def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor,
 
         samples = torchaudio.functional.resample(samples, pipe.sample_rate, evaluation.sample_rate)
     batches = -(-args.num // args.batch_size)
+    per_sample = [record.nfe for record in result.trace if hasattr(record, "sample")]  # SJD: passes per sample
     timing = {
-        "nfe_per_sample": result.nfe / batches,
+        "nfe_per_sample": sum(per_sample) / len(per_sample) if per_sample else result.nfe / batches,
         "compute_full_passes_per_sample": result.compute / batches,
         "ms_per_sample_decoding": 1000 * decode_s / args.num,
         "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,
         "settings": {k: v for k, v in decode.items() if v is not None},
     }
+    if ar:  # AR / SJD passes run on a KV cache over a few tokens: no full-pass equivalent
+        del timing["compute_full_passes_per_sample"]
     return samples, labels, timing
 
 
