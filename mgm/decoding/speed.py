@@ -2,8 +2,8 @@
 
 Neither changes the decode loop. ``dtype`` runs the loop under ``torch.autocast`` (the model's
 matmuls in bfloat16 / float16; sampling reads the logits in float32, ``sample_and_score``).
-``compile=True`` runs the model's forward through ``torch.compile`` with ``mode="reduce-overhead"``
-(CUDA graphs on a GPU). Every step feeds the model the same shapes (the whole canvas, and with
+``compile=True`` runs the model's forward through ``torch.compile`` (``mode="reduce-overhead"``,
+i.e. CUDA graphs, on a GPU). Every step feeds the model the same shapes (the whole canvas, and with
 guidance the conditional and null rows as one batch), so one compiled graph serves every step.
 """
 
@@ -46,10 +46,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def compiled(model: nn.Module) -> nn.Module:
-    """The model behind ``torch.compile(mode="reduce-overhead")``, compiled once per model object.
+    """The model behind ``torch.compile``, compiled once per model object and compile mode.
 
-    The compiled module shares the model's parameters and answers its attributes (``spec``...).
+    On a GPU the mode is "reduce-overhead" (the forward captured as a CUDA graph); elsewhere the
+    default mode (inductor's fused kernels; CUDA graphs do not apply). The compiled module shares
+    the model's parameters and answers its attributes (``spec``...).
     """
-    if model not in _COMPILED:
-        _COMPILED[model] = torch.compile(model, mode="reduce-overhead", dynamic=False)
-    return _COMPILED[model]
+    param = next(iter(model.parameters()), None)
+    mode = "reduce-overhead" if param is not None and param.is_cuda else "default"
+    per_mode = _COMPILED.setdefault(model, {})
+    if mode not in per_mode:
+        per_mode[mode] = torch.compile(model, mode=mode, dynamic=False)
+    return per_mode[mode]
