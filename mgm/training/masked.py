@@ -39,6 +39,10 @@ class MaskedTokenTraining(L.LightningModule):
             see mgm.schedules.groups) with ``plan_options`` for its builder: each example is then
             trained on one random group (earlier groups given, later ones masked, loss on the
             group's masked tokens), as the plan decodes. None masks all K * N tokens jointly.
+        loss_weighting: "token" averages the cross-entropy over every masked token of the batch
+            (heavily masked examples weigh the most); "example" averages within each example, then
+            over the batch, so lightly masked examples, which teach the use of context, count as
+            much as the rest.
         text_encoder: a caption encoder (``mgm.models.text``) whose tokens become the context of
             batches with ``captions``; trained with the model unless its parameters are frozen
             (``HFTextEncoder``). The model needs ``context_dim`` = the encoder's width.
@@ -58,9 +62,12 @@ class MaskedTokenTraining(L.LightningModule):
         plan: str | None = None,
         plan_options: dict | None = None,
         text_encoder: nn.Module | None = None,
+        loss_weighting: str = "token",
     ):
         super().__init__()
         get_mask_schedule(schedule)
+        if loss_weighting not in ("token", "example"):
+            raise ValueError(f"loss_weighting={loss_weighting!r}: expected 'token' or 'example'")
         if not 0 <= cond_drop_prob < 1:
             raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
         if not 0 <= label_smoothing < 1:
@@ -97,17 +104,22 @@ class MaskedTokenTraining(L.LightningModule):
         if train and cond is not None and self.hparams.cond_drop_prob > 0:
             cond = cond.with_drop(torch.rand(codes.shape[0], device=codes.device) < self.hparams.cond_drop_prob)
         logits = self.model(inputs, cond)  # (B, K, N, V)
-        total, correct = logits.new_zeros(()), logits.new_zeros(())
+        losses = torch.zeros(codes.shape, device=codes.device)  # per token, 0 where not a target
+        correct = logits.new_zeros(())
         # Per codebook, so each is scored over its own vocabulary (label smoothing included).
         for k, size in enumerate(spec.codebook_sizes):
             selected = target[:, k]
             truth, pred = codes[:, k][selected], logits[:, k][selected][:, :size]
-            total = total + F.cross_entropy(
-                pred.float(), truth, label_smoothing=self.hparams.label_smoothing, reduction="sum"
-            )
+            ce = F.cross_entropy(pred.float(), truth, label_smoothing=self.hparams.label_smoothing, reduction="none")
+            losses[:, k][selected] = ce
             correct = correct + (pred.argmax(-1) == truth).sum()
         count = target.sum()
-        return total / count, correct / count
+        accuracy = correct / count
+        if self.hparams.loss_weighting == "example":
+            per_example = losses.flatten(1).sum(1) / target.flatten(1).sum(1).clamp_min(1)
+            has_target = target.flatten(1).any(1)
+            return per_example[has_target].mean(), accuracy
+        return losses.sum() / count, accuracy
 
     def condition(self, batch: dict) -> Condition | None:
         """The batch's condition: labels / context fields, or its captions through the text encoder."""

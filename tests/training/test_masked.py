@@ -51,6 +51,21 @@ def test_loss_is_mean_cross_entropy_over_masked_positions_only(tiny_model):
     torch.testing.assert_close(loss, expected)
 
 
+def test_example_weighting_averages_each_example_then_the_batch(tiny_model):
+    model = PeekingModel(tiny_model.spec)
+    torch.manual_seed(0)
+    loss, _ = MaskedTokenTraining(model, loss_weighting="example").masked_loss(_batch(), train=False)
+    masked = tiny_model.spec.is_masked(model.inputs)
+    # Per example: its masked tokens' mean of log 8 (codebook 0) and log 6 (codebook 1).
+    counts = masked.sum(2).float()  # (B, K)
+    per_example = (
+        counts[:, 0] * torch.log(torch.tensor(8.0)) + counts[:, 1] * torch.log(torch.tensor(6.0))
+    ) / counts.sum(1)
+    torch.testing.assert_close(loss, per_example.mean())
+    with pytest.raises(ValueError, match="loss_weighting='batch'"):
+        MaskedTokenTraining(model, loss_weighting="batch")
+
+
 def test_condition_dropout_reaches_the_model(tiny_model, monkeypatch):
     drops = []
     original = tiny_model.forward
