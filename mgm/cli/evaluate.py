@@ -4,13 +4,16 @@ against reference statistics, report NFE and wall time per sample; print a table
     mgm-eval image                                   # the shipped Shapes10 pipeline, 512 samples
     mgm-eval image --method recap --full-first 2 --cheap-per-full 2 --num 1024
     mgm-eval audio --plan magnet --encodec           # the shipped Tones8 pipeline, + EnCodec FAD
+    mgm-eval audio --vggish vggish-10086976.pth      # + VGGish FAD, from weights you provide
     mgm-eval motion --num 256                        # the shipped Motions7 pipeline, HumanML3D metrics
     mgm-eval image --samples outputs/my_samples      # a folder (class sub-folders give labels)
 
 Scores: the embedded judge's conditional accuracy (Tones8 also the exact pitch checker) and a
 Frechet distance per feature extractor: the judge's features always, Inception (``--inception``,
 FID; needs ``pip install 'mgm[eval]'`` and its weights) for images, the codec's encoder frame
-embeddings (``--encodec``, fadtk's "encodec-emb") for audio. Reference statistics come from
+embeddings (``--encodec``, fadtk's "encodec-emb") and VGGish's (``--vggish CHECKPOINT``: a state
+dict of the released weights with torchvggish's keys, not fetched; pre-PCA embeddings averaged
+over each clip's 0.96 s examples) for audio. Reference statistics come from
 --reference-num held-out embedded samples (seed --reference-seed) or a --reference-folder, and
 are cached as .npz in --cache-dir.
 
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--inception", action="store_true", help="also FID on torchmetrics' Inception features")
     audio = sub.add_parser("audio", help="an AudioPipeline's clips (default: the shipped one), or a folder")
     audio.add_argument("--encodec", action="store_true", help="also FAD on the pipeline codec's encoder embeddings")
+    audio.add_argument("--vggish", metavar="CHECKPOINT", help="also FAD on VGGish embeddings of weights you provide")
     add_plan_options(audio)
     motion = sub.add_parser("motion", help="a MotionPipeline's motions (default: the shipped one), or a folder")
     motion.add_argument("--evaluator", help="text-motion evaluator folder (default: the shipped Motions7 one)")
@@ -93,6 +97,9 @@ def _check(args: argparse.Namespace) -> None:
         folder = getattr(args, name, None)
         if folder and not Path(folder).is_dir():
             raise SystemExit(f"error: --{name.replace('_', '-')} {folder}: no such folder")
+    vggish = getattr(args, "vggish", None)
+    if vggish and not Path(vggish).is_file():
+        raise SystemExit(f"error: --vggish {vggish}: no such file")
     if args.modality == "image" and args.method in ("ar", "sjd") and args.model and not _is_ar(args):
         raise SystemExit(f"error: --method {args.method} needs an AR pipeline; --model {args.model} is not one")
 
@@ -120,8 +127,17 @@ def _load(args: argparse.Namespace):
     elif args.modality == "motion":
         evaluation = MotionEvaluation(args.evaluator)
     else:
+        vggish = None
+        if args.vggish:
+            from mgm.eval.vggish import VGGishEmbedder
+
+            try:
+                vggish = VGGishEmbedder.from_checkpoint(args.vggish).to(args.device)
+            except ValueError as e:
+                raise SystemExit(f"error: --vggish {e}") from e
         seconds = pipe.max_seconds if pipe is not None else 2.0
-        evaluation = AudioEvaluation(args.judge, seconds=seconds, codec=pipe.tokenizer if args.encodec else None)
+        codec = pipe.tokenizer if args.encodec else None
+        evaluation = AudioEvaluation(args.judge, seconds=seconds, codec=codec, vggish=vggish)
     return pipe, evaluation
 
 

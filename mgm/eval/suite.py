@@ -150,12 +150,13 @@ class ImageEvaluation(Evaluation):
 
 class AudioEvaluation(Evaluation):
     """Tones8 by default: the shipped judge (``mgm/pretrained/tones_classifier``) and the exact pitch
-    checker; FAD-style distance on the judge's features, and with ``codec`` (an EncodecTokenizer)
-    on its encoder's frame embeddings (fadtk's "encodec-emb")."""
+    checker; FAD-style distance on the judge's features, with ``codec`` (an EncodecTokenizer) on its
+    encoder's frame embeddings (fadtk's "encodec-emb"), and with ``vggish`` (a ``VGGishEmbedder``)
+    on VGGish embeddings. Each embedder is given the clips at this evaluation's rate and resamples."""
 
     modality = "audio"
 
-    def __init__(self, judge_dir=None, seconds: float = 2.0, codec=None):
+    def __init__(self, judge_dir=None, seconds: float = 2.0, codec=None, vggish=None):
         from mgm.data.tones import CLASSES
         from mgm.eval.audio_classifier import AudioClassifier
 
@@ -168,6 +169,8 @@ class AudioEvaluation(Evaluation):
             self.add_extractor(
                 "encodec", lambda x: embedder(x, self.sample_rate), weights_fingerprint(codec.model)[:10]
             )
+        if vggish is not None:
+            self.add_extractor("vggish", lambda x: vggish(x, self.sample_rate), vggish.fingerprint()[:10])
 
     def real_samples(self, num: int, seed: int):
         from mgm.data.tones import make_tones
