@@ -160,3 +160,27 @@ def test_compiled_forward_gives_the_same_codes(tiny_model):
         compile=compile, cond=Condition(labels=torch.tensor([0, 1, 2, 0])), guidance_scale=1.0,
     ).codes  # fmt: skip
     assert torch.equal(run(False), run(True))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_maskgit_loop_has_no_device_sync_on_a_gpu(tiny_model):
+    """CUDA's sync debug mode turns any device -> host synchronisation into an error."""
+    model = tiny_model.cuda()
+    cond = Condition(labels=torch.tensor([0, 1, 2], device="cuda"))
+    generator = torch.Generator("cuda").manual_seed(0)
+    with contextlib.ExitStack() as stack:
+
+        class Armed(_SyncGuardedModel):
+            def _arm(self):
+                if not self.armed:
+                    torch.cuda.set_sync_debug_mode("error")
+                    self.stack.callback(torch.cuda.set_sync_debug_mode, "default")
+                    self.armed = True
+
+        guarded = Armed(model, stack)
+        result = maskgit_decode(
+            guarded, model.spec, batch_size=3, num_steps=5, cond=cond, guidance_scale=2.0, generator=generator,
+            device="cuda", dtype="bfloat16",
+        )  # fmt: skip
+    model.spec.check_codes(result.codes.cpu())
