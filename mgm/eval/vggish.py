@@ -36,7 +36,7 @@ from einops import rearrange, reduce
 from torch import nn
 
 from mgm.io import weights_fingerprint
-from mgm.tokenizers.audio_encodec import RANGE_TOLERANCE
+from mgm.tokenizers.audio_encodec import check_waveform
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 400  # 25 ms
@@ -270,16 +270,7 @@ class VGGishEmbedder:
 
     def _mono_16k(self, audio: torch.Tensor, sample_rate: int | None) -> torch.Tensor:
         """Check ``audio`` [B, C, T] and bring it to mono 16 kHz [B, T'] on the model's device."""
-        if not isinstance(audio, torch.Tensor) or not audio.is_floating_point() or audio.dim() != 3:
-            got = f"shape {tuple(audio.shape)}, {audio.dtype}" if isinstance(audio, torch.Tensor) else type(audio)
-            raise ValueError(f"audio: expected a float tensor [B, C, T], got {got}")
-        if 0 in audio.shape:
-            raise ValueError(f"audio: shape {tuple(audio.shape)}; expected B, C, T >= 1")
-        if not bool(torch.isfinite(audio).all()):
-            raise ValueError("audio: holds NaN or infinite values")
-        low, high = audio.min().item(), audio.max().item()
-        if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-            raise ValueError(f"audio: values span [{low:.3f}, {high:.3f}]; mgm audio is in [-1, 1]")
+        check_waveform(audio, "audio")
         if sample_rate is not None and (
             isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0
         ):

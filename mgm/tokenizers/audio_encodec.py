@@ -59,6 +59,21 @@ NORMALISED_DECODE_RMS = 0.1
 RANGE_TOLERANCE = 1e-3
 
 
+def check_waveform(wav: torch.Tensor, name: str = "wav") -> None:
+    """Raise ValueError unless ``wav`` is a finite FloatTensor[B, C, T] (B, C, T >= 1) in [-1, 1]
+    (up to ``RANGE_TOLERANCE``): mgm's one waveform convention, checked before any work."""
+    if not isinstance(wav, torch.Tensor) or not wav.is_floating_point() or wav.dim() != 3:
+        got = f"shape {tuple(wav.shape)}, {wav.dtype}" if isinstance(wav, torch.Tensor) else type(wav).__name__
+        raise ValueError(f"{name}: expected a float tensor [B, C, T] (C = 1 or 2 channels), got {got}")
+    if 0 in wav.shape:
+        raise ValueError(f"{name}: shape {tuple(wav.shape)}; expected [B, C, T] with B, C, T >= 1")
+    if not bool(torch.isfinite(wav).all()):
+        raise ValueError(f"{name}: holds NaN or infinite values")
+    low, high = wav.min().item(), wav.max().item()
+    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"{name}: values span [{low:.3f}, {high:.3f}]; mgm audio is in [-1, 1]")
+
+
 class EncodecTokenizer(PretrainedMixin, nn.Module):
     """EnCodec as an mgm tokenizer; the constructor builds a randomly initialised codec.
 
@@ -250,19 +265,12 @@ class EncodecTokenizer(PretrainedMixin, nn.Module):
     def check_audio(self, wav: torch.Tensor, sample_rate: int | None = None, name: str = "wav") -> None:
         """Raise ValueError unless ``wav`` is FloatTensor[B, C, T] (C 1 or 2, T >= 1) in [-1, 1] at a
         sample rate this tokenizer takes."""
-        if not isinstance(wav, torch.Tensor) or not wav.is_floating_point() or wav.dim() != 3:
-            got = f"shape {tuple(wav.shape)}, {wav.dtype}" if isinstance(wav, torch.Tensor) else type(wav).__name__
-            raise ValueError(f"{name}: expected a float tensor [B, C, T] (C = 1 or 2 channels), got {got}")
-        if wav.shape[1] not in (1, 2) or wav.shape[0] == 0 or wav.shape[2] == 0:
+        if isinstance(wav, torch.Tensor) and wav.dim() == 3 and wav.shape[1] not in (1, 2):
             raise ValueError(
                 f"{name}: shape {tuple(wav.shape)}; expected [B, C, T] with B, T >= 1 and C = 1 (mono) or 2 "
                 f"(stereo) channels (this codec is {'stereo' if self.channels == 2 else 'mono'})"
             )
-        if not bool(torch.isfinite(wav).all()):
-            raise ValueError(f"{name}: holds NaN or infinite values")
-        low, high = wav.min().item(), wav.max().item()
-        if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-            raise ValueError(f"{name}: values span [{low:.3f}, {high:.3f}]; mgm audio is in [-1, 1]")
+        check_waveform(wav, name)
         if sample_rate is not None and sample_rate != self.sample_rate:
             if isinstance(sample_rate, bool) or not (isinstance(sample_rate, numbers.Integral) and sample_rate > 0):
                 raise ValueError(f"sample_rate={sample_rate!r}: expected a positive integer (Hz)")
