@@ -10,6 +10,35 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+Rotary = tuple[torch.Tensor, torch.Tensor]
+"""(cos, sin), each broadcastable to [B, H, L, E / 2]: rotation angles of the rows they go with."""
+
+
+def grid_rotary_angles(shape: tuple[int, ...], head_dim: int, num_prefix: int = 0, base: float = 100.0) -> torch.Tensor:
+    """Axial rotary angles [P + N, E / 2] for a row-major token grid behind P prefix tokens.
+
+    Each grid axis gets an equal share of the head's rotation pairs, turning with that axis'
+    coordinate at geometric frequencies ``base ** (-j / pairs)``; prefix tokens are not turned
+    (angle 0). Attention scores then depend on the offset between grid positions, so a token can
+    find its neighbours without learning it from absolute embeddings. ``base`` is small because
+    grids are short (tens of positions per axis), so the slowest pair still turns noticeably.
+    """
+    ndim = len(shape)
+    if head_dim % (2 * ndim):
+        raise ValueError(f"head_dim={head_dim}: expected a multiple of {2 * ndim} for a {ndim}-D grid's rotary pairs")
+    pairs = head_dim // (2 * ndim)
+    freqs = base ** (-torch.arange(pairs, dtype=torch.float64) / pairs)
+    coords = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in shape], indexing="ij"), -1)
+    angles = (coords.reshape(-1, ndim, 1) * freqs).reshape(-1, ndim * pairs)  # (N, E / 2)
+    return torch.cat([angles.new_zeros(num_prefix, ndim * pairs), angles]).float()
+
+
+def rotate(x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
+    """x [B, H, L, E], each (i, i + E / 2) pair turned by its row's angle."""
+    cos, sin = rotary
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1).to(x.dtype)
+
 
 class Attention(nn.Module):
     """Multi-head attention; self-attention when ``context`` is None, cross-attention otherwise."""
@@ -24,10 +53,10 @@ class Attention(nn.Module):
         self.to_kv = nn.Linear(context_dim or dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """source [B, S, D] -> (keys, values), each [B, H, S, E]."""
+    def keys_values(self, source: torch.Tensor, rotary: Rotary | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """source [B, S, D] -> (keys, values), each [B, H, S, E]; keys turned by ``rotary`` if given."""
         k, v = rearrange(self.to_kv(source), "b s (two h e) -> two b h s e", two=2, h=self.num_heads)
-        return k, v
+        return (k if rotary is None else rotate(k, rotary)), v
 
     def forward(
         self,
@@ -37,15 +66,21 @@ class Attention(nn.Module):
         is_causal: bool = False,
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
         attn_mask: torch.Tensor | None = None,
+        rotary: Rotary | None = None,
     ) -> torch.Tensor:
         """x: [B, L, D]; context: [B, S, Dc] or None (= x); key_mask: BoolTensor[B, S], True = attend.
 
         ``keys_values``: precomputed (keys, values) [B, H, S, E] to attend to instead of projecting
-        ``context`` / ``x`` (the feature-reuse and KV-cache paths). ``attn_mask``: BoolTensor
-        broadcastable to [B, H, L, S], True = attend.
+        ``context`` / ``x`` (the feature-reuse and KV-cache paths; their keys already turned).
+        ``attn_mask``: BoolTensor broadcastable to [B, H, L, S], True = attend. ``rotary``: the
+        angles of x's rows (self-attention only): queries, and keys projected here, are turned.
         """
         q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)
-        k, v = keys_values if keys_values is not None else self.keys_values(x if context is None else context)
+        if rotary is not None:
+            if context is not None:
+                raise ValueError("rotary angles apply to self-attention only, not to a context")
+            q = rotate(q, rotary)
+        k, v = keys_values if keys_values is not None else self.keys_values(x if context is None else context, rotary)
         if key_mask is not None:
             attn_mask = key_mask[:, None, None, :] if attn_mask is None else attn_mask & key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(
@@ -87,10 +122,12 @@ class Block(nn.Module):
         context_mask: torch.Tensor | None = None,
         is_causal: bool = False,
         key_mask: torch.Tensor | None = None,
+        rotary: Rotary | None = None,
     ) -> torch.Tensor:
         """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S];
-        key_mask: BoolTensor[B, L], True = a real position (padding is not attended to)."""
-        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, is_causal=is_causal))
+        key_mask: BoolTensor[B, L], True = a real position (padding is not attended to);
+        rotary: the rotary angles of x's rows, or None."""
+        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, is_causal=is_causal, rotary=rotary))
         return self._cross_and_mlp(x, context, context_mask)
 
     def _cross_and_mlp(self, x, context, context_mask) -> torch.Tensor:
@@ -99,12 +136,12 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
     def forward_cached(
-        self, x: torch.Tensor, context=None, context_mask=None
+        self, x: torch.Tensor, context=None, context_mask=None, rotary: Rotary | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """As forward (no causal mask), also returning this block's self-attention (keys, values) [B, H, L, E]."""
         h = self.norm1(x)
-        kv = self.attn.keys_values(h)
-        x = x + self.dropout(self.attn(h, keys_values=kv))
+        kv = self.attn.keys_values(h, rotary)
+        x = x + self.dropout(self.attn(h, keys_values=kv, rotary=rotary))
         return self._cross_and_mlp(x, context, context_mask), kv
 
     def forward_partial(
@@ -114,15 +151,17 @@ class Block(nn.Module):
         cached: tuple[torch.Tensor, torch.Tensor],
         context=None,
         context_mask=None,
+        rotary: Rotary | None = None,
     ) -> torch.Tensor:
         """x: [B, Q, D] at sequence indices ``index`` [B, Q]; they attend to the cached (keys, values)
-        [B, H, L, E] of every index, with their own entries replaced by fresh ones. Returns [B, Q, D]."""
+        [B, H, L, E] of every index, with their own entries replaced by fresh ones. ``rotary``: the
+        angles of the query rows (cos, sin each [B, 1, Q, E / 2]). Returns [B, Q, D]."""
         h = self.norm1(x)
-        fresh_k, fresh_v = self.attn.keys_values(h)  # (B, H, Q, E)
+        fresh_k, fresh_v = self.attn.keys_values(h, rotary)  # (B, H, Q, E)
         where = index[:, None, :, None].expand_as(fresh_k)
         k = cached[0].scatter(2, where, fresh_k)
         v = cached[1].scatter(2, where, fresh_v)
-        x = x + self.dropout(self.attn(h, keys_values=(k, v)))
+        x = x + self.dropout(self.attn(h, keys_values=(k, v), rotary=rotary))
         return self._cross_and_mlp(x, context, context_mask)
 
 

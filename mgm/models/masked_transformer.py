@@ -14,7 +14,7 @@ from torch import nn
 
 from mgm.io import PretrainedMixin
 from mgm.models.conditioning import Condition
-from mgm.models.layers import Block, init_weights
+from mgm.models.layers import Block, Rotary, grid_rotary_angles, init_weights
 from mgm.tokens import TokenSpec
 
 
@@ -47,6 +47,10 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         dim, depth, num_heads, mlp_ratio, dropout: transformer size.
         num_classes: class labels for conditioning (0 = no class conditioning).
         context_dim: width of a context sequence for cross-attention (None = none).
+        rotary: also turn self-attention queries/keys by axial rotary angles of the grid
+            position (``mgm.models.layers.grid_rotary_angles``), so attention sees grid offsets
+            directly; the per-axis embeddings stay. Off by default (and for checkpoints saved
+            before the option existed).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         dropout: float = 0.0,
         num_classes: int = 0,
         context_dim: int | None = None,
+        rotary: bool = False,
     ):
         super().__init__()
         self.spec = TokenSpec(tuple(codebook_sizes), tuple(shape))
@@ -75,6 +80,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             "dropout": dropout,
             "num_classes": num_classes,
             "context_dim": context_dim,
+            "rotary": rotary,
         }
         self.num_classes = num_classes
         sizes = self.spec.codebook_sizes
@@ -99,6 +105,8 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         for i, size in enumerate(sizes):
             vocab_bias[i, size:] = float("-inf")
         self.register_buffer("vocab_bias", vocab_bias, persistent=False)
+        angles = grid_rotary_angles(self.spec.shape, dim // num_heads, self.num_prefix) if rotary else None
+        self.register_buffer("rotary_angles", angles, persistent=False)  # (P + N, E / 2) or None
 
         self.apply(init_weights)
         for param in [*self.axis_emb, self.head_weight] + ([self.null_context] if context_dim else []):
@@ -130,8 +138,9 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
     def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         """codes: LongTensor[B, K, N] (masked positions hold the mask id) -> logits [B, K, N, V]."""
         x, (context, context_mask) = self._embed(codes, cond)
+        rotary = self._rotary(torch.arange(x.shape[1], device=x.device))
         for block in self.blocks:
-            x = block(x, context, context_mask)
+            x = block(x, context, context_mask, rotary=rotary)
         return self._logits(x)
 
     # -- feature reuse (ReCAP): a full pass that keeps every layer's keys/values, cheap passes on a few positions
@@ -140,9 +149,10 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         """As ``forward``, also returning the keys/values of every layer at every position."""
         b, k, n = codes.shape
         x, (context, context_mask) = self._embed(codes, cond)
+        rotary = self._rotary(torch.arange(x.shape[1], device=x.device))
         keys, values = [], []
         for block in self.blocks:
-            x, (key, value) = block.forward_cached(x, context, context_mask)
+            x, (key, value) = block.forward_cached(x, context, context_mask, rotary)
             keys.append(key)
             values.append(value)
         return self._logits(x), KVCache(keys, values, self.num_prefix, n)
@@ -166,9 +176,17 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         x = self.token_emb(codes + self.code_offsets).sum(1) + self.positions()[positions]  # (B, Q, D)
         _, context, context_mask = self.embed_condition(cond, b, codes.device)
         index = positions + cache.num_prefix
+        rotary = self._rotary(index[:, None])  # (B, 1, Q, E / 2): one row of angles per query
         for block, key, value in zip(self.blocks, cache.keys, cache.values):
-            x = block.forward_partial(x, index, (key, value), context, context_mask)
+            x = block.forward_partial(x, index, (key, value), context, context_mask, rotary)
         return self._logits(x, prefix=0)
+
+    def _rotary(self, index: torch.Tensor) -> Rotary | None:
+        """(cos, sin) of the rotary angles at sequence indices ``index`` (prefix first), or None."""
+        if self.rotary_angles is None:
+            return None
+        angles = self.rotary_angles[index]
+        return angles.cos(), angles.sin()
 
     def _embed(self, codes: torch.Tensor, cond: Condition | None):
         b, k, n = codes.shape

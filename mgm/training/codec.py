@@ -2,6 +2,7 @@
 
 Loss = l1_weight * |x - x'|_1 (time domain)
      + mel_weight * multi-scale mel loss (L1 on linear and on log mel spectrograms, several FFT sizes)
+     + optional stft_weight * L1 on the log magnitude of one long linear-frequency STFT
      + commitment_weight * the residual VQ's commitment penalty (EnCodec's quantizer)
      + optional adversarial_weight * hinge loss against EnCodec's multi-scale STFT discriminator.
 
@@ -70,12 +71,40 @@ class MultiScaleMelLoss(nn.Module):
         return loss / len(self.mels)
 
 
+class LogSTFTLoss(nn.Module):
+    """L1 between log magnitude spectra of one long STFT (Hann window, hop n_fft / 4).
+
+    Mel bands are tens of Hz wide at low frequencies (about 56 Hz around 250 Hz with 64 bands
+    at 8 kHz), so the mel loss cannot tell a 261.6 Hz fundamental from a 250 Hz one; linear bins
+    of sample_rate / n_fft Hz can (about 2 Hz for 4096 points at 8 kHz).
+    """
+
+    def __init__(self, n_fft: int = 4096):
+        super().__init__()
+        if n_fft < 16:
+            raise ValueError(f"stft_n_fft={n_fft}: expected at least 16")
+        self.n_fft = n_fft
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """prediction, target: [B, C, T] -> scalar."""
+
+        def log_magnitude(x: torch.Tensor) -> torch.Tensor:
+            x = x.reshape(-1, x.shape[-1])
+            spec = torch.stft(x, self.n_fft, self.n_fft // 4, window=self.window, return_complex=True)
+            return spec.abs().clamp_min(LOG_MEL_FLOOR).log()
+
+        return F.l1_loss(log_magnitude(prediction), log_magnitude(target))
+
+
 class CodecTraining(L.LightningModule):
     """Args:
     tokenizer: the EncodecTokenizer to train (all of its ``num_codebooks`` codebooks, or a random
         number per batch with ``quantizer_dropout``).
     l1_weight, mel_weight, commitment_weight: the loss terms above (EnCodec: 0.1, 1, 1).
     mel_n_ffts, n_mels: the mel loss's FFT sizes and mel bands (the discriminator uses the same FFT sizes).
+    stft_weight, stft_n_fft: the long linear-STFT term (``LogSTFTLoss``; 0 = off), for pitch accuracy
+        at low frequencies.
     adversarial_weight: hinge loss of an MS-STFT discriminator (0 = off, no discriminator is built).
     adversarial_start: step at which the adversarial term switches on.
     discriminator_filters: width of each discriminator scale.
@@ -94,6 +123,10 @@ class CodecTraining(L.LightningModule):
     sample_dir: where they go (default: the trainer's log dir; nothing is written without one).
     init_from: a saved EncodecTokenizer folder whose weights (codebooks included) replace the
         tokenizer's before training: fine-tuning (use with codebook_init="keep", quantize_after=0).
+    decoder_only: train the decoder alone; the encoder and codebooks stay as ``init_from`` left
+        them (frozen, codebooks without EMA updates), so every clip keeps its codes and a
+        transformer trained on them keeps working with the fine-tuned codec. Needs ``init_from``,
+        codebook_init="keep" and quantize_after=0; dead codes are not restarted.
     """
 
     def __init__(
@@ -104,6 +137,8 @@ class CodecTraining(L.LightningModule):
         commitment_weight: float = 1.0,
         mel_n_ffts: tuple[int, ...] = (256, 512, 1024),
         n_mels: int = 64,
+        stft_weight: float = 0.0,
+        stft_n_fft: int = 4096,
         adversarial_weight: float = 0.0,
         adversarial_start: int = 0,
         discriminator_filters: int = 16,
@@ -118,14 +153,22 @@ class CodecTraining(L.LightningModule):
         num_audio_samples: int = 4,
         sample_dir: str | None = None,
         init_from: str | None = None,
+        decoder_only: bool = False,
     ):
         super().__init__()
         if codebook_init not in CODEBOOK_INITS:
             raise ValueError(f"codebook_init={codebook_init!r}: expected one of {CODEBOOK_INITS}")
+        if decoder_only and (init_from is None or codebook_init != "keep" or quantize_after != 0):
+            raise ValueError(
+                f"decoder_only=True with init_from={init_from!r}, codebook_init={codebook_init!r}, "
+                f"quantize_after={quantize_after}: expected a trained codec to start from (init_from), "
+                "codebook_init='keep' and quantize_after=0"
+            )
         self.save_hyperparameters(ignore=["tokenizer"])
         self.automatic_optimization = False  # generator and discriminator steps alternate
         self.tokenizer = tokenizer
         self.mel_loss = MultiScaleMelLoss(tokenizer.sample_rate, tuple(mel_n_ffts), n_mels)
+        self.stft_loss = LogSTFTLoss(stft_n_fft) if stft_weight > 0 else None
         self.discriminator = None
         if adversarial_weight > 0:
             with warnings.catch_warnings():  # EnCodec builds on torch's legacy (deprecated) weight_norm
@@ -145,6 +188,9 @@ class CodecTraining(L.LightningModule):
                     f"init_from={init_from!r}: its codec config {saved.config} differs from {tokenizer.config}"
                 )
             tokenizer.load_state_dict(saved.state_dict())
+        if decoder_only:
+            for part in (tokenizer.model.encoder, tokenizer.model.quantizer):
+                part.requires_grad_(False)
         self._data_init_pending = codebook_init == "data"
         self._originals_written = False
 
@@ -167,6 +213,9 @@ class CodecTraining(L.LightningModule):
 
     def forward(self, audio: torch.Tensor, num_codebooks: int | None = None) -> tuple[torch.Tensor, dict]:
         """audio [B, C, T] -> (reconstruction [B, C, T], loss terms and the codes [K, B, N] or None)."""
+        if self.hparams.decoder_only:  # frozen parts in eval mode, whatever the trainer set: no codebook EMA
+            self.tokenizer.model.encoder.eval()
+            self.tokenizer.model.quantizer.eval()
         latents = self.tokenizer.encode_latents(audio)  # (B, D, N)
         if self.warming_up():
             recon = self.tokenizer.decode_latents(latents)[..., : audio.shape[-1]]
@@ -181,6 +230,7 @@ class CodecTraining(L.LightningModule):
         terms = {
             "l1": F.l1_loss(recon, audio),
             "mel": self.mel_loss(recon, audio),
+            **({"stft": self.stft_loss(recon, audio)} if self.stft_loss is not None else {}),
             "commitment": result.penalty,
             "codes": result.codes,
             "latents": latents,
@@ -190,6 +240,8 @@ class CodecTraining(L.LightningModule):
     def _generator_loss(self, recon: torch.Tensor, terms: dict) -> torch.Tensor:
         h = self.hparams
         loss = h.l1_weight * terms["l1"] + h.mel_weight * terms["mel"] + h.commitment_weight * terms["commitment"]
+        if "stft" in terms:
+            loss = loss + h.stft_weight * terms["stft"]
         if self.discriminator is not None and self.global_step >= h.adversarial_start:
             logits, _ = self.discriminator(recon)
             terms["adversarial"] = sum(F.relu(1 - logit).mean() for logit in logits) / len(logits)
@@ -224,7 +276,7 @@ class CodecTraining(L.LightningModule):
             return loss
         self._log_codebooks(terms["codes"], terms["latents"])
         self.log("train/num_codebooks", float(num_codebooks), batch_size=audio.shape[0])
-        if self.hparams.dead_code_threshold > 0:
+        if self.hparams.dead_code_threshold > 0 and not self.hparams.decoder_only:
             restarted = self.restart_codes(terms["latents"], num_codebooks)
             self.log("train/restarted_codes", float(restarted), batch_size=audio.shape[0])
         return loss
@@ -232,7 +284,8 @@ class CodecTraining(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         audio = self._audio(batch)
         recon, terms = self(audio)
-        loss = self.hparams.l1_weight * terms["l1"] + self.hparams.mel_weight * terms["mel"]
+        h = self.hparams
+        loss = h.l1_weight * terms["l1"] + h.mel_weight * terms["mel"] + h.stft_weight * terms.get("stft", 0.0)
         self._log_terms("val", loss, terms, audio.shape[0])
         if batch_idx == 0 and self.hparams.num_audio_samples > 0:
             count = self.hparams.num_audio_samples
@@ -240,7 +293,7 @@ class CodecTraining(L.LightningModule):
 
     def _log_terms(self, stage: str, loss: torch.Tensor, terms: dict, batch_size: int) -> None:
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size)
-        for name in ("l1", "mel", "commitment", "adversarial"):
+        for name in ("l1", "mel", "stft", "commitment", "adversarial"):
             if name in terms and not (stage == "val" and name == "commitment"):  # zero outside training
                 self.log(f"{stage}/{name}", terms[name], batch_size=batch_size)
 

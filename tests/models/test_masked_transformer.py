@@ -94,3 +94,46 @@ def test_every_codebook_has_its_own_embedding_rows():
     model = MaskedTransformer([4, 3, 5, 2], [2], dim=8, depth=1, num_heads=2)
     rows = [int(model.code_offsets[0, k, 0]) + c for k, size in enumerate([4, 3, 5, 2]) for c in range(size + 1)]
     assert sorted(rows) == list(range(model.token_emb.num_embeddings))
+
+
+def test_rotary_scores_depend_only_on_the_grid_offset():
+    from mgm.models.layers import grid_rotary_angles, rotate
+
+    angles = grid_rotary_angles((5, 7), head_dim=16, num_prefix=1)
+    assert angles.shape == (1 + 35, 8) and torch.equal(angles[0], torch.zeros(8))  # the prefix is not turned
+    rotary = (angles.cos(), angles.sin())
+    q, k = torch.randn(16), torch.randn(16)
+    turned_q = rotate(q.expand(1, 1, 36, 16), rotary)[0, 0]
+    turned_k = rotate(k.expand(1, 1, 36, 16), rotary)[0, 0]
+
+    def score(a, b):  # grid (row, column) -> sequence index after the prefix
+        return turned_q[1 + a[0] * 7 + a[1]] @ turned_k[1 + b[0] * 7 + b[1]]
+
+    assert torch.allclose(score((0, 0), (1, 2)), score((3, 4), (4, 6)), atol=1e-5)
+    assert torch.allclose(score((2, 5), (2, 1)), score((0, 6), (0, 2)), atol=1e-5)
+    assert not torch.allclose(score((0, 0), (1, 2)), score((0, 0), (2, 1)), atol=1e-3)
+    with pytest.raises(ValueError, match="head_dim=6"):
+        grid_rotary_angles((4, 4), head_dim=6)
+
+
+@pytest.mark.parametrize("shape, num_classes", [((4, 6), 3), ((10,), 0)])
+def test_rotary_model_reuse_passes_match_the_full_pass(shape, num_classes):
+    torch.manual_seed(0)
+    model = MaskedTransformer([16, 16], shape, dim=32, depth=2, num_heads=2, num_classes=num_classes, rotary=True)
+    model.eval()
+    n = model.spec.num_positions
+    codes = torch.randint(0, 16, (3, 2, n))
+    cond = Condition(labels=torch.tensor([0, 1, 2])) if num_classes else None
+    full = model(codes, cond)
+    cached_logits, cache = model.forward_cached(codes, cond)
+    assert torch.equal(cached_logits, full)
+    positions = torch.stack([torch.randperm(n)[:4] for _ in range(3)])
+    partial = model.forward_partial(
+        torch.gather(codes, 2, positions[:, None].expand(-1, 2, -1)), positions, cond, cache
+    )
+    expected = torch.gather(full, 2, positions[:, None, :, None].expand(-1, 2, -1, full.shape[-1]))
+    assert torch.allclose(partial, expected, atol=1e-5)
+    plain = MaskedTransformer([16, 16], shape, dim=32, depth=2, num_heads=2, num_classes=num_classes).eval()
+    plain.load_state_dict(model.state_dict())  # same weights, no rotary: the angles are not parameters
+    assert not torch.allclose(plain(codes, cond), full, atol=1e-5)
+    assert plain.config["rotary"] is False and model.config["rotary"] is True

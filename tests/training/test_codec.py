@@ -161,3 +161,38 @@ def test_init_from_a_saved_codec(tiny_codec, tmp_path):
     with pytest.raises(ValueError, match="differs"):
         CodecTraining(other, init_from=str(tmp_path / "codec"))
     assert system.tokenizer is tiny_codec
+
+
+def test_decoder_only_keeps_every_code_and_moves_the_decoder(tiny_codec, tmp_path):
+    torch.manual_seed(1)
+    saved = EncodecTokenizer.small(n_filters=8, dimension=16, bins=32, num_codebooks=2, seconds=0.2)
+    for layer in saved.model.quantizer.vq.layers:  # trained-looking codebooks (a fresh codec's are all zero)
+        book = layer._codebook
+        book.embed.normal_(0, 0.1)
+        book.embed_avg.copy_(book.embed)
+        book.cluster_size.fill_(1.0)
+        book.inited.fill_(1.0)
+    saved.save_pretrained(tmp_path / "codec")
+    audio = torch.stack([clip["audio"] for clip in sines(8, seed=3)])
+    codes_before = saved.eval().encode(audio)
+    before = {k: v.clone() for k, v in saved.state_dict().items()}
+    system = CodecTraining(
+        tiny_codec, codebook_init="keep", quantize_after=0, init_from=str(tmp_path / "codec"),
+        decoder_only=True, stft_weight=1.0, stft_n_fft=256, lr=1e-3, warmup_steps=1, num_audio_samples=0,
+    )  # fmt: skip
+    trainer = _fit(system)
+    after = tiny_codec.state_dict()
+    outside = [name for name, value in before.items() if not name.startswith("model.decoder.")]
+    assert outside and all(torch.equal(after[name], before[name]) for name in outside)
+    decoder_weight = "model.decoder.model.11.conv.conv.weight_v"
+    assert not torch.equal(before[decoder_weight], after[decoder_weight])
+    assert torch.equal(tiny_codec.eval().encode(audio), codes_before)
+    assert math.isfinite(float(trainer.callback_metrics["train/stft"]))
+
+
+def test_decoder_only_needs_a_trained_codec_to_start_from(tiny_codec, tmp_path):
+    with pytest.raises(ValueError, match="init_from"):
+        CodecTraining(tiny_codec, decoder_only=True, codebook_init="keep")
+    tiny_codec.save_pretrained(tmp_path / "codec")
+    with pytest.raises(ValueError, match="codebook_init='data'"):
+        CodecTraining(tiny_codec, decoder_only=True, init_from=str(tmp_path / "codec"))
