@@ -109,3 +109,36 @@ def test_lightning_checkpoint_loads_with_weights_only(tmp_path):
     codes = torch.randint(8, (2, 1, 6))
     cond = Condition(labels=torch.tensor([0, 1]))
     assert torch.equal(restored.eval()(codes, cond), model.eval()(codes, cond))
+
+
+def test_warm_start_from_an_ar_model(tmp_path):
+    from mgm.models.ar_transformer import ARTransformer
+
+    torch.manual_seed(0)
+    ar = ARTransformer(vocab_size=16, max_length=12, dim=32, depth=2, num_heads=2, num_classes=3)
+    for param in ar.parameters():  # trained-looking weights, so a copy cannot pass by accident
+        param.data.normal_()
+    ar.save_pretrained(tmp_path / "ar")
+    model = MaskedTransformer([16], (3, 4), dim=32, depth=2, num_heads=2, num_classes=3)
+    mask_row = model.token_emb.weight[16].clone()
+    MaskedTokenTraining(model, init_from=str(tmp_path / "ar"))
+    for name, value in ar.blocks.state_dict().items():
+        assert torch.equal(model.blocks.state_dict()[name], value), name
+    assert torch.equal(model.token_emb.weight[:16], ar.token_emb.weight)
+    assert torch.equal(model.token_emb.weight[16], mask_row)  # the mask token is the masked model's own
+    assert torch.equal(model.head_weight[0], ar.head.weight) and torch.equal(model.label_emb.weight, ar.label_emb.weight)
+    # Positions: the additive fit of the AR's raster positions keeps their row and column means.
+    grid = ar.pos_emb[:12].reshape(3, 4, -1)
+    fitted = model.positions().reshape(3, 4, -1)
+    torch.testing.assert_close(fitted.mean(1), grid.mean(1))
+    torch.testing.assert_close(fitted.mean(0), grid.mean(0))
+
+    with pytest.raises(ValueError, match="dim: masked 64 vs AR 32"):
+        MaskedTokenTraining(MaskedTransformer([16], (3, 4), dim=64, depth=2, num_heads=2, num_classes=3),
+                            init_from=str(tmp_path / "ar"))  # fmt: skip
+    with pytest.raises(ValueError, match="one codebook"):
+        MaskedTokenTraining(MaskedTransformer([16, 16], (3, 4), dim=32, depth=2, num_heads=2, num_classes=3),
+                            init_from=str(tmp_path / "ar"))  # fmt: skip
+    with pytest.raises(ValueError, match="max_length 12"):
+        MaskedTokenTraining(MaskedTransformer([16], (4, 4), dim=32, depth=2, num_heads=2, num_classes=3),
+                            init_from=str(tmp_path / "ar"))  # fmt: skip
