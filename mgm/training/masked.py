@@ -39,7 +39,8 @@ def warm_start_from_ar(model: MaskedTransformer, ar: ARTransformer) -> None:
         if c[name] != a[name]
     ]
     if spec.num_codebooks != 1 or spec.codebook_sizes[0] != ar.vocab_size:
-        problems.append(f"codebooks: masked {list(spec.codebook_sizes)} vs AR vocabulary {ar.vocab_size} (one codebook)")
+        sizes = list(spec.codebook_sizes)
+        problems.append(f"codebooks: masked {sizes} vs AR vocabulary {ar.vocab_size} (one codebook)")
     if ar.max_length < spec.num_positions:
         problems.append(f"positions: masked grid of {spec.num_positions} vs AR max_length {ar.max_length}")
     if problems:

@@ -126,7 +126,8 @@ def test_warm_start_from_an_ar_model(tmp_path):
         assert torch.equal(model.blocks.state_dict()[name], value), name
     assert torch.equal(model.token_emb.weight[:16], ar.token_emb.weight)
     assert torch.equal(model.token_emb.weight[16], mask_row)  # the mask token is the masked model's own
-    assert torch.equal(model.head_weight[0], ar.head.weight) and torch.equal(model.label_emb.weight, ar.label_emb.weight)
+    assert torch.equal(model.head_weight[0], ar.head.weight)
+    assert torch.equal(model.label_emb.weight, ar.label_emb.weight)
     # Positions: the additive fit of the AR's raster positions keeps their row and column means.
     grid = ar.pos_emb[:12].reshape(3, 4, -1)
     fitted = model.positions().reshape(3, 4, -1)
