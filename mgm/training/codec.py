@@ -2,7 +2,7 @@
 
 Loss = l1_weight * |x - x'|_1 (time domain)
      + mel_weight * multi-scale mel loss (L1 on linear and on log mel spectrograms, several FFT sizes)
-     + optional stft_weight * L1 on the log magnitude of one long linear-frequency STFT
+     + optional stft_weight * spectral convergence of one long linear-frequency STFT
      + commitment_weight * the residual VQ's commitment penalty (EnCodec's quantizer)
      + optional adversarial_weight * hinge loss against EnCodec's multi-scale STFT discriminator.
 
@@ -71,12 +71,14 @@ class MultiScaleMelLoss(nn.Module):
         return loss / len(self.mels)
 
 
-class LogSTFTLoss(nn.Module):
-    """L1 between log magnitude spectra of one long STFT (Hann window, hop n_fft / 4).
+class STFTLoss(nn.Module):
+    """Spectral convergence of one long STFT (Hann window, hop n_fft / 4): the Frobenius norm of the
+    magnitude error over the target's, as in Parallel WaveGAN's multi-resolution STFT loss.
 
-    Mel bands are tens of Hz wide at low frequencies (about 56 Hz around 250 Hz with 64 bands
-    at 8 kHz), so the mel loss cannot tell a 261.6 Hz fundamental from a 250 Hz one; linear bins
-    of sample_rate / n_fft Hz can (about 2 Hz for 4096 points at 8 kHz).
+    Mel bands are tens of Hz wide at low frequencies (about 56 Hz around 250 Hz with 64 bands at
+    8 kHz), so the mel loss cannot tell a 261.6 Hz fundamental from a 250 Hz one; linear bins of
+    sample_rate / n_fft Hz can (about 2 Hz for 4096 points at 8 kHz). Linear magnitudes weigh the
+    strong partials, not the noise floor that dominates a log-magnitude distance.
     """
 
     def __init__(self, n_fft: int = 4096):
@@ -89,12 +91,12 @@ class LogSTFTLoss(nn.Module):
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """prediction, target: [B, C, T] -> scalar."""
 
-        def log_magnitude(x: torch.Tensor) -> torch.Tensor:
+        def magnitude(x: torch.Tensor) -> torch.Tensor:
             x = x.reshape(-1, x.shape[-1])
-            spec = torch.stft(x, self.n_fft, self.n_fft // 4, window=self.window, return_complex=True)
-            return spec.abs().clamp_min(LOG_MEL_FLOOR).log()
+            return torch.stft(x, self.n_fft, self.n_fft // 4, window=self.window, return_complex=True).abs()
 
-        return F.l1_loss(log_magnitude(prediction), log_magnitude(target))
+        a, b = magnitude(prediction), magnitude(target)
+        return (a - b).norm() / b.norm().clamp_min(1e-8)
 
 
 class CodecTraining(L.LightningModule):
@@ -103,7 +105,7 @@ class CodecTraining(L.LightningModule):
         number per batch with ``quantizer_dropout``).
     l1_weight, mel_weight, commitment_weight: the loss terms above (EnCodec: 0.1, 1, 1).
     mel_n_ffts, n_mels: the mel loss's FFT sizes and mel bands (the discriminator uses the same FFT sizes).
-    stft_weight, stft_n_fft: the long linear-STFT term (``LogSTFTLoss``; 0 = off), for pitch accuracy
+    stft_weight, stft_n_fft: the long linear-STFT term (``STFTLoss``; 0 = off), for pitch accuracy
         at low frequencies.
     adversarial_weight: hinge loss of an MS-STFT discriminator (0 = off, no discriminator is built).
     adversarial_start: step at which the adversarial term switches on.
@@ -168,7 +170,7 @@ class CodecTraining(L.LightningModule):
         self.automatic_optimization = False  # generator and discriminator steps alternate
         self.tokenizer = tokenizer
         self.mel_loss = MultiScaleMelLoss(tokenizer.sample_rate, tuple(mel_n_ffts), n_mels)
-        self.stft_loss = LogSTFTLoss(stft_n_fft) if stft_weight > 0 else None
+        self.stft_loss = STFTLoss(stft_n_fft) if stft_weight > 0 else None
         self.discriminator = None
         if adversarial_weight > 0:
             with warnings.catch_warnings():  # EnCodec builds on torch's legacy (deprecated) weight_norm
