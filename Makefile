@@ -54,8 +54,12 @@ pretrained-motion: $(STAMP)
 pretrained-audio: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/codec_tones.yaml
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/transformer_tones.yaml
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/audio/codec_tones_decoder.yaml
 	rm -rf mgm/pretrained/audio_tones
 	cp -r outputs/audio/pipeline mgm/pretrained/audio_tones
+	# The decoder-only fine-tune keeps every code, so the transformer pairs with the tuned decoder.
+	rm -rf mgm/pretrained/audio_tones/tokenizer
+	cp -r outputs/audio/codec_decoder/tokenizer mgm/pretrained/audio_tones/tokenizer
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'

@@ -208,6 +208,33 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
     assert pipe.settings.method == "sjd" and pipe.generate(2, seed=0).shape == (2, 3, 16, 16)
 
 
+def test_train_codec_decoder_recipe_fast_dev_run(tmp_path):
+    from mgm.tokenizers import EncodecTokenizer
+
+    sizes = {"n_filters": 4, "dimension": 8, "lstm": 1, "bins": 16, "num_codebooks": 2}
+    torch.manual_seed(0)
+    saved = EncodecTokenizer(sample_rate=8000, seconds=2.0, **sizes)
+    saved.save_pretrained(tmp_path / "codec")
+    args = [
+        "fit", "--config", str(ROOT / "configs/audio/codec_tones_decoder.yaml"),
+        "--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+        *[f"--model.init_args.tokenizer.init_args.{name}={value}" for name, value in sizes.items()],
+        f"--model.init_args.init_from={tmp_path / 'codec'}",
+        "--model.init_args.stft_n_fft=1024",
+        "--data.init_args.num_clips=8", "--data.init_args.batch_size=4",
+        f"--trainer.callbacks.init_args.directory={tmp_path / 'tuned'}",
+    ]  # fmt: skip
+    train.main(args)
+    tuned = EncodecTokenizer.from_pretrained(tmp_path / "tuned")
+    before, after = saved.state_dict(), tuned.state_dict()
+    assert all(
+        torch.equal(after[name], value) for name, value in before.items() if not name.startswith("model.decoder.")
+    )
+    assert not torch.equal(
+        after["model.decoder.model.0.conv.conv.weight_v"], before["model.decoder.model.0.conv.conv.weight_v"]
+    )
+
+
 def test_generate_audio_sample_continue_infill(tiny_audio_pipeline, tmp_path, capsys):
     from mgm.data.audio_io import read_audio
 
