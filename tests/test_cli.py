@@ -272,6 +272,8 @@ def test_generate_audio_bad_input_leaves_nothing(tiny_audio_pipeline, tmp_path):
         generate.main(["audio", "infill", "--input", str(tmp_path / "broken.wav"), *common])
     with pytest.raises(SystemExit, match="at most 0.2 s"):
         generate.main(["audio", "--seconds", "3", *common])
+    with pytest.raises(SystemExit, match="not text-conditioned"):
+        generate.main(["audio", "--texts", "a low note", *common])
     assert not out.exists() or not any(out.iterdir())
 
 

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--seconds", type=float, help="clip length (default: the longest the model takes)")
     audio.add_argument("--start", type=float, help="infill: start of the span to re-decode (s)")
     audio.add_argument("--end", type=float, help="infill: end of the span to re-decode (s)")
+    audio.add_argument("--texts", nargs="+", help="caption(s) for a text-conditioned model: one, or one per clip")
     add_plan_options(audio)
     _add_decode_args(audio, defaults_from_model=True)
     motion = sub.add_parser("motion", help="motions from a MotionPipeline (default: the shipped one)")
@@ -261,6 +262,8 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
     decode = decode_overrides(args, pipe)
+    if args.texts:
+        decode["texts"] = args.texts
     if args.task != "sample" and not args.input:
         raise SystemExit(f"error: audio {args.task} needs --input FILE [FILE ...]")
     if args.task == "infill" and (args.start is None or args.end is None):

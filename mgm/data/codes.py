@@ -20,15 +20,19 @@ from mgm.tokens import TokenSpec
 
 
 class CodesDataset(Dataset):
-    """Items are dicts: ``codes`` LongTensor[K, N] and, when present, ``labels`` (a 0-d LongTensor)."""
+    """Items are dicts: ``codes`` LongTensor[K, N] and, when present, ``labels`` (a 0-d LongTensor)
+    and ``captions`` (a str; batches then carry a list of B captions)."""
 
-    def __init__(self, codes: torch.Tensor, labels: torch.Tensor | None = None):
+    def __init__(self, codes: torch.Tensor, labels: torch.Tensor | None = None, captions: list[str] | None = None):
         if codes.dim() != 3:
             raise ValueError(f"codes: expected shape [M, K, N], got {tuple(codes.shape)}")
         if labels is not None and labels.shape != codes.shape[:1]:
             raise ValueError(f"labels: expected shape [{codes.shape[0]}] (one per item), got {tuple(labels.shape)}")
+        if captions is not None and len(captions) != codes.shape[0]:
+            raise ValueError(f"captions: {len(captions)} for {codes.shape[0]} items; expected one per item")
         self.codes = codes
         self.labels = labels
+        self.captions = captions
 
     def __len__(self) -> int:
         return self.codes.shape[0]
@@ -37,6 +41,8 @@ class CodesDataset(Dataset):
         item = {"codes": self.codes[index].long()}
         if self.labels is not None:
             item["labels"] = self.labels[index].long()
+        if self.captions is not None:
+            item["captions"] = self.captions[index]
         return item
 
 

@@ -231,12 +231,14 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             if cond.context is None:
                 context = null
             else:
-                # The null token is always key 0; it is attended only by dropped rows.
+                # The null token is always key 0; it is attended only by dropped rows and by rows
+                # without a single real context token (e.g. a clip that has no caption).
                 given = self.context_proj(cond.context.to(device))
                 mask = cond.context_mask
                 mask = torch.ones(given.shape[:2], dtype=torch.bool, device=device) if mask is None else mask
+                mask = mask.to(device) & ~drop[:, None]
                 context = torch.cat([null, given], dim=1)
-                context_mask = torch.cat([drop[:, None], mask.to(device) & ~drop[:, None]], dim=1)
+                context_mask = torch.cat([~mask.any(1, keepdim=True), mask], dim=1)
         elif cond.context is not None:
             raise ValueError("cond.context given, but the model has context_dim=None (no cross-attention)")
         return prefix, context, context_mask

@@ -4,6 +4,10 @@ Audio is FloatTensor[B, C, T] in [-1, 1] at the codec's sample rate (other rates
 by the tokenizer). Tokens are codes[B, K, N]: K residual-VQ codebooks per frame, N frames. The
 transformer takes clips of up to its N frames; shorter clips use its first positions. Editing
 (continuation, infill) keeps the given frames' tokens bit-identical and decodes the rest.
+
+Conditions: class labels, and for a transformer with cross-attention (``context_dim``) captions
+through the pipeline's ``text_encoder`` (``texts=``: one caption, or one per clip), e.g. a model
+trained on an audio folder with ``.txt`` captions. Without ``texts`` the caption context is null.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import torch
 
 from mgm.decoding import DecodeResult
 from mgm.pipelines.base import DecodeSettings, MaskedPipeline
+from mgm.pipelines.captions import CaptionConditioning
 from mgm.tokenizers.audio_encodec import EncodecTokenizer
 from mgm.tokens import TokenSpec
 
 DEFAULT_AUDIO_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "audio_tones"
 
 
-class AudioPipeline(MaskedPipeline):
+class AudioPipeline(CaptionConditioning, MaskedPipeline):
     tokenizer_class = EncodecTokenizer
 
     default_folder = DEFAULT_AUDIO_PIPELINE
@@ -60,26 +65,28 @@ class AudioPipeline(MaskedPipeline):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def generate(self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, **kw):
+    def generate(self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, texts=None, **kw):
         """Sample ``num`` clips -> FloatTensor[num, C, T] with T = ceil(seconds * rate) samples.
 
-        ``kw``: decode overrides (method, plan, plan_options, num_steps, schedule, guidance_scale,
-        temperature, choice_temperature), ``batch_size``, ``progress``.
+        ``texts``: captions for a text-conditioned model (one, or one per clip). ``kw``: decode
+        overrides (method, plan, plan_options, num_steps, schedule, guidance_scale, temperature,
+        choice_temperature), ``batch_size``, ``progress``.
         """
-        result = self.generate_codes(num, labels, seconds, seed, **kw)
+        result = self.generate_codes(num, labels, seconds, seed, texts=texts, **kw)
         return self._decode_audio(result.codes, seconds)
 
     def generate_codes(
-        self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, **kw
+        self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, texts=None, **kw
     ) -> DecodeResult:
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"num={num!r}: expected an integer >= 1")
         frames = self.frames_for(seconds)
         batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
         settings = self.settings.update(**kw)
+        labels = self.resolve_labels(num, labels)
         return self.decode_codes(
-            num, self.resolve_labels(num, labels), settings, seed, batch_size=batch_size, progress=progress,
-            spec=self.spec_for(frames),
+            num, labels, settings, seed, batch_size=batch_size, progress=progress, spec=self.spec_for(frames),
+            condition=self.condition(texts, num, labels),
         )  # fmt: skip
 
     # -- editing --------------------------------------------------------------------------------
@@ -149,12 +156,13 @@ class AudioPipeline(MaskedPipeline):
         return codes
 
     def _edit(self, init: torch.Tensor, editable: torch.Tensor, labels, seed, kw) -> DecodeResult:
-        batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
+        batch_size, progress, texts = kw.pop("batch_size", 64), kw.pop("progress", False), kw.pop("texts", None)
         settings = self.settings.update(**kw)
-        labels = self.resolve_labels(init.shape[0], labels)
+        num = init.shape[0]
+        labels = self.resolve_labels(num, labels)
         return self.decode_codes(
-            init.shape[0], labels, settings, seed, init_codes=init, editable=editable, batch_size=batch_size,
-            progress=progress, spec=self.spec_for(init.shape[-1]),
+            num, labels, settings, seed, init_codes=init, editable=editable, batch_size=batch_size,
+            progress=progress, spec=self.spec_for(init.shape[-1]), condition=self.condition(texts, num, labels),
         )  # fmt: skip
 
     def _decode_audio(self, codes: torch.Tensor, seconds: float | None = None) -> torch.Tensor:

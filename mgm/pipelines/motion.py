@@ -15,41 +15,27 @@ tokens and re-decodes the tokens around each junction with both segments' contex
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
 
 from mgm.data.motion_features import FPS, check_features, recover_joints
 from mgm.decoding import DecodeResult
-from mgm.models import Condition
-from mgm.models.text import HFTextEncoder, WordTextEncoder, check_captions
-from mgm.pipelines.base import DecodeSettings, MaskedPipeline
+from mgm.models.text import check_captions
+from mgm.pipelines.base import MaskedPipeline
+from mgm.pipelines.captions import CaptionConditioning
 from mgm.tokenizers.motion_vq import MotionVQ
 
 DEFAULT_MOTION_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "motion_motions7"
 JUNCTION_TOKENS = 2  # long_sequence re-decodes this many token positions each side of a junction
 
 
-class MotionPipeline(MaskedPipeline):
+class MotionPipeline(CaptionConditioning, MaskedPipeline):
     tokenizer_class = MotionVQ
-
-    def __init__(self, tokenizer, transformer, settings: DecodeSettings | None = None, class_names=None,
-                 text_encoder=None):  # fmt: skip
-        super().__init__(tokenizer, transformer, settings, class_names)
-        if transformer.context_proj is not None and text_encoder is None:
-            raise ValueError("text_encoder: this transformer is text-conditioned; give its caption encoder")
-        self.text_encoder = None if text_encoder is None else text_encoder.eval()
 
     default_folder = DEFAULT_MOTION_PIPELINE
     default_recipe = "pretrained-motion"
     any_length = True
-
-    def to(self, device):
-        super().to(device)
-        if self.text_encoder is not None:
-            self.text_encoder.to(device)
-        return self
 
     @property
     def max_tokens(self) -> int:
@@ -72,19 +58,6 @@ class MotionPipeline(MaskedPipeline):
                 f"seconds={seconds}: expected {shortest:g} to {self.max_seconds:g} s (1 to {self.max_tokens} tokens)"
             )
         return n
-
-    # -- conditions -----------------------------------------------------------------------------
-
-    def condition(self, texts, num: int) -> Condition | None:
-        """Captions (one, or one per sample) -> the transformer's Condition for ``num`` samples."""
-        if self.text_encoder is None:
-            return None
-        texts = check_captions(texts)
-        if len(texts) not in (1, num):
-            raise ValueError(f"texts: {len(texts)} captions for {num} samples; expected 1 or {num}")
-        with torch.no_grad():
-            text = self.text_encoder(texts * num if len(texts) == 1 else texts)
-        return Condition(context=text.tokens, context_mask=text.mask)
 
     # -- generation -----------------------------------------------------------------------------
 
@@ -236,30 +209,6 @@ class MotionPipeline(MaskedPipeline):
                                  batch_size=batch_size, progress=progress,
                                  spec=self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n)),
                                  condition=self.condition(texts, num))  # fmt: skip
-
-    # -- save / load ----------------------------------------------------------------------------
-
-    def extra_config(self) -> dict:
-        if isinstance(self.text_encoder, HFTextEncoder):
-            return {"text_encoder": {"hf": self.text_encoder.name, "max_length": self.text_encoder.max_length}}
-        return {"text_encoder": None if self.text_encoder is None else {"folder": "text_encoder"}}
-
-    def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-        directory = Path(directory)
-        if isinstance(self.text_encoder, WordTextEncoder):
-            if (directory / "pipeline.json").exists() and not overwrite:
-                raise FileExistsError(f"{directory} already holds a pipeline; pass overwrite=True to replace it")
-            self.text_encoder.save_pretrained(directory / "text_encoder", overwrite=overwrite)
-        return super().save_pretrained(directory, overwrite)
-
-    @classmethod
-    def load_extra(cls, directory: Path, config: dict) -> dict:
-        entry = config.get("text_encoder")
-        if not entry:
-            return {}
-        if "hf" in entry:
-            return {"text_encoder": HFTextEncoder.from_pretrained(entry["hf"], entry.get("max_length", 77))}
-        return {"text_encoder": WordTextEncoder.from_pretrained(directory / entry["folder"])}
 
 
 __all__ = ["DEFAULT_MOTION_PIPELINE", "MotionPipeline"]

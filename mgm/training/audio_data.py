@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from mgm.data.audio_io import AUDIO_EXTENSIONS, audio_frames, read_audio
+from mgm.data.codes import CodesDataset
 from mgm.data.pretokenize import pretokenize
 from mgm.data.tones import CLASSES, TonesDataset
 from mgm.training.datamodules import CodesDataModule, SplitDataModule
@@ -201,7 +202,9 @@ class PretokenizedAudioDataModule(CodesDataModule):
     """Codes of an audio DataModule's clips under a saved EncodecTokenizer, encoded once into ``cache``.
 
     The clips are encoded as ``audio.dataset()`` gives them (deterministic crops) at the data's
-    ``sample_rate`` and ``channels``, which must be the tokenizer's. Labels are kept; captions are not.
+    ``sample_rate`` and ``channels``, which must be the tokenizer's. Labels are kept with the codes;
+    captions (an audio folder's ``.txt`` files) are read from the dataset again each run, as they
+    cost nothing to read, and batches carry them for ``MaskedTokenTraining(text_encoder=...)``.
     """
 
     def __init__(
@@ -230,4 +233,11 @@ class PretokenizedAudioDataModule(CodesDataModule):
             )
         # The saved codec's spec names one clip length (its ``seconds``); the codes have the data's.
         tokenizer.spec = tokenizer.spec_for(self.audio.seconds)
-        return pretokenize(tokenizer, self.audio.dataset(), self.cache, source=self.audio.describe(), input_key="audio")
+        clips = self.audio.dataset()
+        self.captions = getattr(clips, "captions", None)
+        return pretokenize(tokenizer, clips, self.cache, source=self.audio.describe(), input_key="audio")
+
+    def dataset(self) -> Dataset:
+        codes, labels, self.spec = self.load()
+        self.spec.check_codes(codes, "codes")
+        return CodesDataset(codes, labels, self.captions)

@@ -171,12 +171,24 @@ class MaskedTokenTraining(L.LightningModule):
         return losses.sum() / count, accuracy
 
     def condition(self, batch: dict) -> Condition | None:
-        """The batch's condition: labels / context fields, or its captions through the text encoder."""
+        """The batch's condition: labels / context fields, or its captions through the text encoder
+        (an empty caption gives that row the null context)."""
         if "captions" not in batch or self.text_encoder is None:
             return condition_from_batch(batch)
-        text = self.text_encoder(batch["captions"])
         labels = batch.get("labels") if self.model.num_classes else None
-        return Condition(labels=labels, context=text.tokens, context_mask=text.mask)
+        captions = batch["captions"]
+        given = [i for i, caption in enumerate(captions) if caption.strip()]
+        if not given:  # no caption in the batch: every row reads the null context
+            return Condition(labels=labels) if labels is not None else None
+        text = self.text_encoder([captions[i] for i in given])
+        if len(given) == len(captions):
+            return Condition(labels=labels, context=text.tokens, context_mask=text.mask)
+        # Clips without a caption (an audio folder's clips with no .txt) get no context tokens,
+        # so the model gives them its null context while their labels still count.
+        context = text.tokens.new_zeros(len(captions), *text.tokens.shape[1:])
+        mask = text.mask.new_zeros(len(captions), text.mask.shape[1])
+        context[given], mask[given] = text.tokens, text.mask
+        return Condition(labels=labels, context=context, context_mask=mask)
 
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss, accuracy = self.masked_loss(batch, train=stage == "train")

@@ -37,6 +37,16 @@ def test_context_padding_is_ignored(context_model):
     torch.testing.assert_close(a, b)
 
 
+def test_a_row_without_context_tokens_reads_the_null_context_and_keeps_its_label(context_model):
+    codes = torch.randint(0, 8, (2, 1, 6))
+    labels = torch.tensor([0, 1])
+    mask = torch.tensor([[True, True, True], [False, False, False]])  # row 1: no caption
+    out = context_model(codes, Condition(labels=labels, context=torch.randn(2, 3, 5), context_mask=mask))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[1], context_model(codes, Condition(labels=labels))[1])
+    assert not torch.allclose(out[1], context_model(codes, None)[1])  # the label still counts
+
+
 def test_partial_drop_only_nulls_those_rows(context_model):
     codes = torch.randint(0, 8, (2, 1, 6))
     cond = Condition(labels=torch.tensor([0, 1]), context=torch.randn(2, 3, 5))

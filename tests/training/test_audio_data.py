@@ -173,3 +173,53 @@ def test_pretokenizing_refuses_data_the_codec_does_not_take(tiny_codec, tmp_path
     with pytest.raises(ValueError, match="16000 Hz with 1 channel.*takes 8000 Hz with 1"):
         data.setup()
     assert not (tmp_path / "codes.safetensors").exists()
+
+
+def test_captioned_audio_folder_trains_and_generates_through_a_text_encoder(labelled_folder, tiny_codec, tmp_path):
+    from mgm.models import MaskedTransformer
+    from mgm.models.text import WordTextEncoder
+    from mgm.pipelines import AudioPipeline
+    from mgm.tokenizers.audio_encodec import EncodecTokenizer
+    from mgm.training import MaskedTokenTraining
+
+    folder = AudioFolderDataModule(str(labelled_folder), sample_rate=8000, seconds=0.5)
+    data = PretokenizedAudioDataModule(folder, tiny_codec, str(tmp_path / "codes.safetensors"), batch_size=3)
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    assert batch["codes"].shape == (3, 2, 25) and len(batch["captions"]) == 3
+    captions = [data.train_set[i]["captions"] for i in range(len(data.train_set))]
+    assert "a low note" in captions + [data.val_set[0]["captions"]]
+
+    torch.manual_seed(0)
+    text = WordTextEncoder(dim=16, depth=1, num_heads=2, num_buckets=64)
+    model = MaskedTransformer([16, 16], [25], dim=16, depth=1, num_heads=2, num_classes=2, context_dim=16)
+    system = MaskedTokenTraining(model, warmup_steps=1, plan="soundstorm", text_encoder=text)
+    quiet_trainer(2, limit_val_batches=0).fit(system, data)
+
+    codec = EncodecTokenizer.from_pretrained(tiny_codec)
+    with pytest.raises(ValueError, match="text_encoder: this transformer is text-conditioned"):
+        AudioPipeline(codec, model)
+    pipe = AudioPipeline(codec, model, class_names=folder.classes, text_encoder=text)
+    clips = pipe.generate(2, labels=[1], texts="a low note", seconds=0.5, num_steps=2)
+    assert clips.shape == (2, 1, 4000)
+    # The caption reaches the model: another caption gives other logits for the same codes.
+    labels = torch.tensor([1, 1])
+    low, high = (pipe.condition(caption, 2, labels) for caption in ("a low note", "a high note"))
+    codes = torch.randint(0, 16, (2, 2, 25))
+    with torch.no_grad():
+        assert not torch.allclose(model(codes, low), model(codes, high))
+    same = pipe.generate_codes(2, labels=[1], texts="a low note", seconds=0.5, num_steps=2).codes
+    with pytest.raises(ValueError, match="texts: 3 captions for 2 samples"):
+        pipe.generate(2, texts=["a", "b", "c"], seconds=0.5)
+
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = AudioPipeline.from_pretrained(tmp_path / "pipe")
+    assert isinstance(loaded.text_encoder, WordTextEncoder)
+    assert torch.equal(loaded.generate_codes(2, labels=[1], texts="a low note", seconds=0.5, num_steps=2).codes, same)
+    # Editing takes captions too.
+    infilled = loaded.infill_codes(clips, 0.1, 0.3, labels=[1], texts="a low note", num_steps=2)
+    assert infilled.codes.shape == (2, 2, 25)
+
+    plain = AudioPipeline(codec, MaskedTransformer([16, 16], [25], dim=16, depth=1, num_heads=2))
+    with pytest.raises(ValueError, match="texts given, but this pipeline's model is not text-conditioned"):
+        plain.generate(1, texts="a low note", seconds=0.5)
