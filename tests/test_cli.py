@@ -235,6 +235,37 @@ def test_train_codec_decoder_recipe_fast_dev_run(tmp_path):
     )
 
 
+def test_train_audio_folder_recipe_with_captions_fast_dev_run(tmp_path):
+    from mgm.data.audio_io import write_wavs
+    from mgm.data.tones import make_tones
+    from mgm.pipelines import AudioPipeline
+    from mgm.tokenizers import EncodecTokenizer
+
+    wav, _ = make_tones(4, 1.0, 8000, seed=0)
+    write_wavs({f"{name}/{i}.wav": wav[i] for i, name in enumerate(["a", "a", "b", "b"])}, 8000, tmp_path / "clips")
+    (tmp_path / "clips" / "a" / "0.txt").write_text("a sustained note")
+    torch.manual_seed(0)
+    EncodecTokenizer.small(n_filters=4, dimension=8, bins=16, num_codebooks=2).save_pretrained(tmp_path / "codec")
+    codec, pipe = str(tmp_path / "codec"), tmp_path / "pipe"
+    args = [
+        "fit", "--config", str(ROOT / "configs/audio/transformer_folder.yaml"),
+        "--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+        f"--data.init_args.audio.init_args.root={tmp_path / 'clips'}", "--data.init_args.audio.init_args.seconds=1.0",
+        f"--data.init_args.tokenizer={codec}", f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",
+        "--data.init_args.batch_size=2", "--data.init_args.val_fraction=0.25",
+        "--model.init_args.model.init_args.codebook_sizes=[16, 16]", "--model.init_args.model.init_args.shape=[50]",
+        "--model.init_args.model.init_args.dim=16", "--model.init_args.model.init_args.depth=1",
+        "--model.init_args.model.init_args.num_classes=2", "--model.init_args.model.init_args.context_dim=16",
+        "--model.init_args.text_encoder.init_args.dim=16", "--model.init_args.text_encoder.init_args.depth=1",
+        f"--trainer.callbacks.init_args.directory={pipe}", f"--trainer.callbacks.init_args.tokenizer={codec}",
+    ]  # fmt: skip
+    train.main(args)
+    loaded = AudioPipeline.from_pretrained(pipe)
+    assert loaded.text_encoder is not None
+    clips = loaded.generate(2, labels=[0, 1], texts="a sustained note", seconds=0.5, plan="joint", num_steps=2)
+    assert clips.shape == (2, 1, 4000)
+
+
 def test_generate_audio_sample_continue_infill(tiny_audio_pipeline, tmp_path, capsys):
     from mgm.data.audio_io import read_audio
 
