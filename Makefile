@@ -23,20 +23,19 @@ demo: $(STAMP)
 	$(PY) generate.py image --num 20 --out outputs/demo --overwrite
 	$(PY) generate.py audio --num 8 --seconds 2 --out outputs/demo/audio --overwrite
 
-# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: about 140 min).
+# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: about 145 min).
 pretrained-image: $(STAMP)
 	$(PY) train.py fit --config configs/image/vq_shapes.yaml
+	# The AR model first: its weights warm-start the masked transformer.
+	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/image/ar_shapes.yaml
 	$(PY) train.py fit --config configs/image/transformer_shapes.yaml
-	# 4000 more steps from the 8000-step checkpoint, each example's masked tokens weighted equally
-	$(PY) train.py fit --config configs/image/transformer_shapes.yaml --trainer.max_steps 12000 \
-		--model.init_args.loss_weighting example --trainer.default_root_dir outputs/image/transformer_cont \
-		--ckpt_path "$$(ls -t outputs/image/transformer/lightning_logs/*/checkpoints/*step=8000.ckpt | head -1)"
 	$(PY) train.py fit --config configs/image/classifier_shapes.yaml
-	rm -rf mgm/pretrained/image_shapes mgm/pretrained/shapes_classifier
+	rm -rf mgm/pretrained/image_shapes mgm/pretrained/shapes_classifier mgm/pretrained/ar_image_shapes
 	cp -r outputs/image/pipeline mgm/pretrained/image_shapes
 	cp -r outputs/image/classifier/model mgm/pretrained/shapes_classifier
+	cp -r outputs/image/ar/pipeline mgm/pretrained/ar_image_shapes
 
-# The AR Shapes10 pipeline beside the masked one (same tokenizer: run pretrained-image first).
+# The AR Shapes10 pipeline alone (same tokenizer: needs outputs/image/vq from pretrained-image).
 pretrained-ar: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/image/ar_shapes.yaml
 	rm -rf mgm/pretrained/ar_image_shapes

@@ -165,13 +165,30 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
 
     tiny_vq.save_pretrained(tmp_path / "tiny_vq")
     tok = str(tmp_path / "tiny_vq")
-    transformer = [
-        "--model.init_args.model.init_args.codebook_sizes=[32]",
+    ar = [
+        "--model.init_args.model.init_args.vocab_size=32",
         "--model.init_args.model.init_args.dim=32",
         "--model.init_args.model.init_args.depth=1",
         "--model.init_args.model.init_args.num_heads=2",
         f"--data.init_args.tokenizer={tok}",
         f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",
+        "--data.init_args.images.init_args.num_images=64",
+        "--data.init_args.images.init_args.image_size=16",
+        "--data.init_args.batch_size=8",
+        f"--trainer.callbacks.init_args.directory={tmp_path / 'ar'}",
+        f"--trainer.callbacks.init_args.tokenizer={tok}",
+    ]
+    train.main(["fit", "--config", str(ROOT / "configs/image/ar_shapes.yaml"), *common, *ar])
+    from mgm.pipelines import ARImagePipeline
+
+    transformer = [
+        "--model.init_args.model.init_args.codebook_sizes=[32]",
+        "--model.init_args.model.init_args.dim=32",
+        "--model.init_args.model.init_args.depth=1",
+        "--model.init_args.model.init_args.num_heads=2",
+        f"--model.init_args.init_from={tmp_path / 'ar' / 'transformer'}",  # warm start from the AR model
+        f"--data.init_args.tokenizer={tok}",
+        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",  # reused: same tokenizer and images
         "--data.init_args.images.init_args.num_images=64",
         "--data.init_args.images.init_args.image_size=16",
         "--data.init_args.batch_size=8",
@@ -187,22 +204,6 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
     train.main(["fit", "--config", str(ROOT / "configs/image/transformer_shapes.yaml"), *common, *transformer])
     assert (tmp_path / "codes.safetensors").is_file() and (tmp_path / "pipe" / "pipeline.json").is_file()
     assert list((tmp_path / "samples").glob("*.png"))
-
-    ar = [
-        "--model.init_args.model.init_args.vocab_size=32",
-        "--model.init_args.model.init_args.dim=32",
-        "--model.init_args.model.init_args.depth=1",
-        "--model.init_args.model.init_args.num_heads=2",
-        f"--data.init_args.tokenizer={tok}",
-        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}",  # reused: same tokenizer and images
-        "--data.init_args.images.init_args.num_images=64",
-        "--data.init_args.images.init_args.image_size=16",
-        "--data.init_args.batch_size=8",
-        f"--trainer.callbacks.init_args.directory={tmp_path / 'ar'}",
-        f"--trainer.callbacks.init_args.tokenizer={tok}",
-    ]
-    train.main(["fit", "--config", str(ROOT / "configs/image/ar_shapes.yaml"), *common, *ar])
-    from mgm.pipelines import ARImagePipeline
 
     pipe = ARImagePipeline.from_pretrained(tmp_path / "ar")
     assert pipe.settings.method == "sjd" and pipe.generate(2, seed=0).shape == (2, 3, 16, 16)
