@@ -23,12 +23,15 @@ demo: $(STAMP)
 	$(PY) generate.py image --num 20 --out outputs/demo --overwrite
 	$(PY) generate.py audio --num 8 --seconds 2 --out outputs/demo/audio --overwrite
 
-# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: about 145 min).
+# Rebuild the shipped image pipeline and classifier with the repo's own recipes (CPU: about 165 min).
 pretrained-image: $(STAMP)
 	$(PY) train.py fit --config configs/image/vq_shapes.yaml
 	# The AR model first: its weights warm-start the masked transformer.
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/image/ar_shapes.yaml
 	$(PY) train.py fit --config configs/image/transformer_shapes.yaml
+	# 3000 more steps from the 6000-step checkpoint (the learning-rate schedule restarts for 9000)
+	$(PY) train.py fit --config configs/image/transformer_shapes.yaml --trainer.max_steps 9000 \
+		--ckpt_path "$$(ls -t outputs/image/transformer/lightning_logs/*/checkpoints/*step=6000.ckpt | head -1)"
 	$(PY) train.py fit --config configs/image/classifier_shapes.yaml
 	rm -rf mgm/pretrained/image_shapes mgm/pretrained/shapes_classifier mgm/pretrained/ar_image_shapes
 	cp -r outputs/image/pipeline mgm/pretrained/image_shapes

@@ -2,7 +2,7 @@
 carry their class well above chance.
 
 Thresholds sit below the figures measured with benchmarks/image_quality.py on 512 samples (README),
-which sit at the image issue's 90% line; these checks use fewer samples to stay fast.
+which are above the image issue's 90%; these checks use fewer samples to stay fast.
 """
 
 import pytest
@@ -33,7 +33,7 @@ def test_generated_images_show_their_class_with_real_variety(shipped):
     real, _ = make_shapes(NUM, pipe.image_size, seed=2, labels=labels)
     generated = image_quality(classifier, pipe.generate(num=NUM, labels=labels, seed=0), labels)
     reference = image_quality(classifier, real, labels)
-    assert generated["accuracy"] >= 0.75, generated  # chance is 0.10; measured 0.893 on 512 (README)
+    assert generated["accuracy"] >= 0.75, generated  # chance is 0.10; measured 0.926 on 512 (README)
     # A model that repeated one image per class would score 0 diversity.
     assert generated["diversity"] >= 0.5 * reference["diversity"], (generated, reference)
 
@@ -46,4 +46,4 @@ def test_inpainting_half_an_image_keeps_its_class(shipped):
     mask[:, pipe.image_size // 2 :] = True
     inpainted = pipe.inpaint(real, mask, labels=labels, seed=0)
     assert torch.equal(inpainted[..., : pipe.image_size // 2], real[..., : pipe.image_size // 2])
-    assert image_quality(classifier, inpainted, labels)["accuracy"] >= 0.85  # measured 0.975 on 512
+    assert image_quality(classifier, inpainted, labels)["accuracy"] >= 0.85  # measured 0.969 on 512
