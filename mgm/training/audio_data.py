@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from mgm.data.audio_io import AUDIO_EXTENSIONS, audio_frames, read_audio
-from mgm.data.codes import CodesDataset
 from mgm.data.pretokenize import pretokenize
 from mgm.data.tones import CLASSES, TonesDataset
 from mgm.training.datamodules import CodesDataModule, SplitDataModule
@@ -236,8 +235,3 @@ class PretokenizedAudioDataModule(CodesDataModule):
         clips = self.audio.dataset()
         self.captions = getattr(clips, "captions", None)
         return pretokenize(tokenizer, clips, self.cache, source=self.audio.describe(), input_key="audio")
-
-    def dataset(self) -> Dataset:
-        codes, labels, self.spec = self.load()
-        self.spec.check_codes(codes, "codes")
-        return CodesDataset(codes, labels, self.captions)

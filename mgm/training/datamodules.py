@@ -47,9 +47,11 @@ class SplitDataModule(L.LightningDataModule):
 
 
 class CodesDataModule(SplitDataModule):
-    """Batches ``{"codes", "labels"?}`` of a CodesDataset; subclasses say where the codes come from (``load``)."""
+    """Batches ``{"codes", "labels"?, "captions"?}`` of a CodesDataset; subclasses say where the
+    codes come from (``load``, which may also set ``captions``: one string per item)."""
 
     spec: TokenSpec | None = None
+    captions: list[str] | None = None
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor | None, TokenSpec]:
         raise NotImplementedError
@@ -57,7 +59,7 @@ class CodesDataModule(SplitDataModule):
     def dataset(self) -> Dataset:
         codes, labels, self.spec = self.load()
         self.spec.check_codes(codes, "codes")
-        return CodesDataset(codes, labels)
+        return CodesDataset(codes, labels, self.captions)
 
 
 class CodesFileDataModule(CodesDataModule):

@@ -29,7 +29,8 @@ def warm_start_from_ar(model: MaskedTransformer, ar: ARTransformer) -> None:
 
     Why: on Shapes10 codes the masked model learns much more slowly than the AR model of the same
     size; its AR weights (code meanings, class use, attention to neighbours) carry over. Measured:
-    one-missing NLL 2.44 nats after 200 steps from the AR weights against 2.88 from scratch.
+    validation masked accuracy 0.265 after 800 steps against 0.226 from scratch, and conditional
+    accuracy of samples 0.926 after 9000 steps against 0.574 after 12000 from scratch (README).
     """
     c, a = model.config, ar.config
     spec = model.spec
