@@ -75,8 +75,17 @@ def measure(method: Method, batch: int, repeats: int, device: torch.device, voca
         "valid_codes": valid,
         "timed": method.timed,
         "settings": method.settings,
+        "dtype": method.dtype,
         "machine": mach,
     }
+
+
+def measure_method(method: Method, batch_sizes: list[int], args, device, vocab: int, mach: str) -> list[dict]:
+    """One row per batch size; the FLOP count and throughput of one step at the largest."""
+    rows = [measure(method, b, args.repeats, device, vocab, mach) for b in batch_sizes]
+    if not args.no_flops:
+        rows[-1].update(step_throughput(method, batch_sizes[-1], args.repeats))
+    return rows
 
 
 def step_throughput(method: Method, batch: int, repeats: int) -> dict:
@@ -103,7 +112,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--guidance", type=float, nargs="+", help="aMUSEd-convention scales (1 = none); default 1 and the shape's"
     )
+    parser.add_argument(
+        "--cast", action="store_true", help="store the weights in --dtype (diffusers' torch_dtype), not autocast"
+    )
     parser.add_argument("--compile", action="store_true", help="pass compile=True to the mgm decoders that take it")
+    parser.add_argument("--match", nargs="+", help="only the methods whose name contains one of these strings")
     parser.add_argument("--no-flops", action="store_true", help="skip the per-step FLOP count and throughput")
     parser.add_argument("--out")
     parser.add_argument("--markdown")
@@ -120,12 +133,16 @@ def main(argv: list[str] | None = None) -> dict:
     batch_sizes = args.batch_sizes or list(shape.batch_sizes)
     guidances = args.guidance or [1.0, shape.guidance]
     mach = machine(device)
-    methods, skipped = all_methods(shape, device, dtype, args.compile, guidances, set(args.methods))
+    methods, skipped = all_methods(shape, device, dtype, args.compile, guidances, set(args.methods), args.cast)
+    if args.match:
+        methods = [m for m in methods if any(text in m.name for text in args.match)]
     report = {
         "machine": mach,
         "device": str(device),
         "dtype": args.dtype,
         "compile": args.compile,
+        "cast": args.cast,
+        "failed": [],
         "shape": args.shape or ("amused-256" if device.type == "cuda" else "small"),
         "shape_config": shape.to_dict(),
         "guidance_convention": "uncond + g * (cond - uncond) (aMUSEd / muse cond_scale); mgm gets g - 1",
@@ -134,18 +151,29 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for family, reason in skipped.items():
         print(f"skipped {family}: {reason}", flush=True)
+    measured = []
     for method in methods:
-        rows = [measure(method, b, args.repeats, device, shape.codebook_size, mach) for b in batch_sizes]
-        if not args.no_flops:
-            rows[-1].update(step_throughput(method, batch_sizes[-1], args.repeats))
+        try:
+            rows = measure_method(method, batch_sizes, args, device, shape.codebook_size, mach)
+        except Exception as e:  # noqa: BLE001 - a peer's failure is reported, not fatal
+            failure = f"{method.name} (g {method.guidance:g}, {method.dtype}): {type(e).__name__}: {e}"
+            report["failed"].append(failure)
+            print(f"FAILED {failure}", flush=True)
+            if method.fallback is None:
+                continue
+            method = method.fallback()
+            rows = measure_method(method, batch_sizes, args, device, shape.codebook_size, mach)
+        measured.append(method)
         for row in rows:
             print(
                 f"{row['method']:<72} g={row['guidance']:<4} b={row['batch']:<3} {row['ms_per_sample']:9.2f} ms/sample",
                 flush=True,
             )
         report["rows"] += rows
+        add_speedups(report["rows"])
+        write_report(report, args.out, args.markdown, markdown_table(report), echo=False)  # kept if a later row hangs
     add_speedups(report["rows"])
-    report["reveal_checks"] = reveal_checks(methods)
+    report["reveal_checks"] = reveal_checks(measured)
     for check in report["reveal_checks"]:
         print(f"tokens revealed per step, {check['method']} vs {check['peer']}: agree={check['agree']}", flush=True)
     write_report(report, args.out, args.markdown, markdown_table(report))
@@ -195,6 +223,8 @@ def markdown_table(report: dict) -> str:
     ]
     for family, reason in report["skipped"].items():
         lines += [f"Skipped {family}: {reason}", ""]
+    for failure in report.get("failed", []):
+        lines += [f"Failed, so measured in float32 where a fallback exists: {failure}", ""]
     for check in report.get("reveal_checks", []):
         verdict = "agree" if check["agree"] else "DIFFER"
         lines += [
@@ -203,9 +233,9 @@ def markdown_table(report: dict) -> str:
             "",
         ]
     lines += [
-        "| method | g | batch | ms/sample | spread | samples/s | speed-up vs peer | NFE | full passes | peak MB "
-        "| step GFLOP | step TFLOP/s | machine |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | precision | g | batch | ms/sample | spread | samples/s | speed-up vs peer | NFE | full passes "
+        "| peak MB | step GFLOP | step TFLOP/s | machine |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["rows"]:
         speedup = "" if r["speedup_vs_peer"] is None else f"{r['speedup_vs_peer']:.2f}x"
@@ -213,7 +243,7 @@ def markdown_table(report: dict) -> str:
         gflop = f"{r['step_gflop']:.3g}" if "step_gflop" in r else ""
         tflops = f"{r['step_tflops']:.3g}" if "step_tflops" in r else ""
         lines.append(
-            f"| {r['method']} | {r['guidance']:g} | {r['batch']} | {r['ms_per_sample']:.2f} | "
+            f"| {r['method']} | {r['dtype']} | {r['guidance']:g} | {r['batch']} | {r['ms_per_sample']:.2f} | "
             f"{r['ms_per_sample_min']:.2f}-{r['ms_per_sample_max']:.2f} | {r['samples_per_s']:.1f} | {speedup} | "
             f"{r['nfe']:.0f} | {r['full_pass_equivalents']:.1f} | {memory} | {gflop} | {tflops} | {r['machine']} |"
         )

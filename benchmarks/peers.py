@@ -23,6 +23,7 @@ import contextlib
 import inspect
 import os
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -158,6 +159,8 @@ class Method:
     timed: str  # what the timed call covers
     settings: dict = field(default_factory=dict)
     reveals: Callable[[], list[int]] | None = None  # tokens revealed at each step of one batch-1 decode
+    dtype: str = "float32"  # how the model runs: "float32", "bfloat16 autocast", "bfloat16 weights"
+    fallback: Callable[[], Method] | None = None  # the same method in float32, where this one fails to run
 
 
 # -- shared inputs --------------------------------------------------------------------------------
@@ -215,22 +218,34 @@ def build_masked_transformer(shape: Shape, device) -> MaskedTransformer:
     return model.to(device).eval()
 
 
-def mgm_methods(shape: Shape, device, dtype, compile: bool, guidances: list[float]) -> list[Method]:
-    model = build_masked_transformer(shape, device)
+def precision(dtype: torch.dtype, cast: bool) -> tuple[torch.dtype, str]:
+    """(the dtype the decode loop autocasts to, the report's name for it). With ``cast`` the weights
+    are stored in ``dtype`` and nothing autocasts (diffusers' ``torch_dtype`` path)."""
+    name = str(dtype).removeprefix("torch.")
+    if dtype == torch.float32:
+        return torch.float32, name
+    return (torch.float32, f"{name} weights") if cast else (dtype, f"{name} autocast")
+
+
+def mgm_methods(shape: Shape, device, dtype, compile: bool, guidances: list[float], cast: bool = False) -> list[Method]:
+    model = build_masked_transformer(shape, device).to(dtype if cast else torch.float32)
     methods = []
     for decoder, name in (
         (maskgit_decode, "mgm maskgit_decode · MaskedTransformer"),
         (recap_decode, "mgm recap_decode (2 full, then 1 cheap per full) · MaskedTransformer"),
     ):
         for g in guidances:
-            methods.append(_mgm_method(model, decoder, name, shape, device, dtype, compile, g))
+            methods.append(_mgm_method(model, decoder, name, shape, device, dtype, compile, g, cast=cast))
     return methods
 
 
 def _mgm_method(
-    model, decoder, name, shape, device, dtype, compile, guidance, *, cond_for=None, extra=None, described=None
-):
-    """An mgm decoder on ``model``; ``extra`` are decoder arguments, ``described`` how the report names them."""
+    model, decoder, name, shape, device, dtype, compile, guidance, *, cond_for=None, extra=None, described=None,
+    cast=False,
+):  # fmt: skip
+    """An mgm decoder on ``model``; ``extra`` are decoder arguments, ``described`` how the report names them.
+    With ``cast`` the model's weights are already in ``dtype``."""
+    dtype, dtype_name = precision(dtype, cast)
     cond_for = cond_for or (lambda b: Condition(context=prompt_context(shape, b, device)))
     extra = dict(extra or {})
     use_compile = compile and decoder is maskgit_decode  # recap refuses compile (its cheap passes vary in shape)
@@ -271,6 +286,7 @@ def _mgm_method(
         nfe=lambda b: float(last.get("nfe", shape.num_steps)),
         full_passes=lambda b: float(last.get("compute", shape.num_steps)) * (2 if guided else 1),
         reveals=reveals,
+        dtype=dtype_name,
         timed="maskgit/recap decode call (token loop; condition precomputed)",
         settings={"guidance_scale_mgm": scale, "speed_kwargs": {k: str(v) for k, v in kwargs.items()},
                   "outer_autocast": outer, **(described or extra)},
@@ -318,7 +334,7 @@ def _build_muse(shape: Shape, device):
     return maskgit.to(device).eval(), transformer
 
 
-def muse_methods(shape: Shape, device, dtype, guidances: list[float]) -> list[Method]:
+def muse_methods(shape: Shape, device, dtype, guidances: list[float], cast: bool = False) -> list[Method]:
     try:
         import muse_maskgit_pytorch  # noqa: F401
         import transformers  # noqa: F401
@@ -329,46 +345,62 @@ def muse_methods(shape: Shape, device, dtype, guidances: list[float]) -> list[Me
         maskgit, transformer = _build_muse(shape, device)
     except (AssertionError, TypeError, RuntimeError, OSError) as e:  # e.g. an incompatible release
         raise PeerMissing(f"muse-maskgit-pytorch could not build a MaskGit here: {e!r}") from e
+    loop_dtype, dtype_name = precision(dtype, cast)
+    maskgit.to(dtype if cast else torch.float32)
+    float_copy: list = []
 
+    def fallback(g: float) -> Method:
+        """The same method on a float32 copy of the weights: muse's reduced-precision path may fail."""
+        if not float_copy:
+            copy = deepcopy(maskgit).float()
+            float_copy.append((copy, copy.transformer))
+        return _muse_method(*float_copy[0], shape, device, torch.float32, "float32", g, None)
+
+    reduced = dtype != torch.float32
+    return [
+        _muse_method(maskgit, transformer, shape, device, loop_dtype, dtype_name, g, fallback if reduced else None)
+        for g in guidances
+    ]
+
+
+def _muse_method(maskgit, transformer, shape, device, loop_dtype, dtype_name, g, fallback) -> Method:
     def embeds(batch: int) -> torch.Tensor:
-        return prompt_context(shape, batch, device)
+        weight = next(transformer.parameters())
+        return prompt_context(shape, batch, device).to(weight.dtype)
 
     transformer.encode_text = lambda texts: embeds(len(texts))
-    methods = []
-    for g in guidances:
-        guided = g > 1
+    guided = g > 1
 
-        def run(batch: int, g=g) -> torch.Tensor:
-            with torch.inference_mode(), autocast(device, dtype):
-                ids = maskgit.generate(["x"] * batch, fmap_size=shape.side, timesteps=shape.num_steps, cond_scale=g)
-            return ids.flatten(1)
+    def run(batch: int) -> torch.Tensor:
+        with torch.inference_mode(), autocast(device, loop_dtype):
+            ids = maskgit.generate(["x"] * batch, fmap_size=shape.side, timesteps=shape.num_steps, cond_scale=g)
+        return ids.flatten(1)
 
-        def step(batch: int, g=g):
-            ids = torch.full((batch, shape.num_positions), transformer.mask_id, dtype=torch.long, device=device)
-            with torch.inference_mode(), autocast(device, dtype):
-                return transformer.forward_with_cond_scale(ids, text_embeds=embeds(batch), cond_scale=g)
+    def step(batch: int):
+        ids = torch.full((batch, shape.num_positions), transformer.mask_id, dtype=torch.long, device=device)
+        with torch.inference_mode(), autocast(device, loop_dtype):
+            return transformer.forward_with_cond_scale(ids, text_embeds=embeds(batch), cond_scale=g)
 
-        methods.append(
-            Method(
-                name="muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer",
-                family="muse-maskgit-pytorch",
-                guided=guided,
-                guidance=g,
-                run=run,
-                step=step,
-                nfe=lambda b, guided=guided: float(shape.num_steps * (2 if guided else 1)),
-                full_passes=lambda b, guided=guided: float(shape.num_steps * (2 if guided else 1)),
-                timed="MaskGit.generate with precomputed text embeddings, VQ decode stubbed out (token loop; "
-                "guided = 2 sequential forwards per step)",
-                settings={
-                    "cond_scale": g,
-                    "topk_filter_thres": 0.9,
-                    "temperature": 1.0,
-                    "attention": "package default (flash=True: memory-efficient-attention-pytorch's chunked attention)",
-                },
-            )  # fmt: skip
-        )
-    return methods
+    return Method(
+        name="muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer",
+        family="muse-maskgit-pytorch",
+        guided=guided,
+        guidance=g,
+        run=run,
+        step=step,
+        nfe=lambda b: float(shape.num_steps * (2 if guided else 1)),
+        full_passes=lambda b: float(shape.num_steps * (2 if guided else 1)),
+        timed="MaskGit.generate with precomputed text embeddings, VQ decode stubbed out (token loop; "
+        "guided = 2 sequential forwards per step)",
+        settings={
+            "cond_scale": g,
+            "topk_filter_thres": 0.9,
+            "temperature": 1.0,
+            "attention": "package default (flash=True: memory-efficient-attention-pytorch's chunked attention)",
+        },
+        dtype=dtype_name,
+        fallback=None if fallback is None else (lambda: fallback(g)),
+    )
 
 
 # -- diffusers aMUSEd and mgm through UVit2DAdapter ------------------------------------------------
@@ -417,10 +449,15 @@ def _encode_ids(text_encoder, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return out.hidden_states[-2], out.text_embeds
 
 
-def amused_methods(shape: Shape, device, dtype, compile: bool, guidances: list[float]) -> list[Method]:
+def amused_methods(
+    shape: Shape, device, dtype, compile: bool, guidances: list[float], cast: bool = False
+) -> list[Method]:
     from mgm.models.uvit import UVit2DAdapter, amused_mask_schedule, amused_micro_conds
 
     pipe = build_amused(shape, device)
+    if cast:  # as AmusedPipeline.from_pretrained(..., torch_dtype=dtype)
+        pipe.to(dtype=dtype)
+    loop_dtype, dtype_name = precision(dtype, cast)
     encoder, s = pipe.text_encoder, shape.prompt_length
     # The empty prompt as CLIP tokenizes it: start, end, then padding.
     null_ids = torch.tensor([[0, 2] + [1] * (s - 2)], device=device)
@@ -446,7 +483,7 @@ def amused_methods(shape: Shape, device, dtype, compile: bool, guidances: list[f
 
         def run_pipe(batch: int, g=g) -> torch.Tensor:
             hidden, pooled = prompt(batch)
-            with autocast(device, dtype):
+            with autocast(device, loop_dtype):
                 latents = pipe(
                     prompt_embeds=pooled, encoder_hidden_states=hidden,
                     negative_prompt_embeds=null_pooled.expand(batch, -1),
@@ -477,7 +514,7 @@ def amused_methods(shape: Shape, device, dtype, compile: bool, guidances: list[f
             ids = torch.full((rows, shape.side, shape.side), pipe.scheduler.config.mask_token_id, device=device)
             micro = amused_micro_conds(pixels, pixels).to(device).expand(rows, -1)
             hidden, pooled = (torch.cat([hidden, hidden]), torch.cat([pooled, pooled])) if g > 1 else (hidden, pooled)
-            with torch.inference_mode(), autocast(device, dtype):
+            with torch.inference_mode(), autocast(device, loop_dtype):
                 return pipe.transformer(ids, encoder_hidden_states=hidden, pooled_text_emb=pooled, micro_conds=micro)
 
         methods.append(
@@ -493,6 +530,7 @@ def amused_methods(shape: Shape, device, dtype, compile: bool, guidances: list[f
                 timed='AmusedPipeline.__call__ with precomputed prompt embeddings, output_type="latent" (token loop)',
                 settings={"guidance_scale": g, "temperature": "(2, 0)", "schedule": "cosine"},
                 reveals=reveals_pipe,
+                dtype=dtype_name,
             )
         )
         methods.append(
@@ -511,18 +549,22 @@ def amused_methods(shape: Shape, device, dtype, compile: bool, guidances: list[f
                     "schedule": "amused_mask_schedule('cosine') (float32, as AmusedScheduler)",
                     "choice_temperature": 2.0,
                 },
+                cast=cast,
             )  # fmt: skip
         )
     return methods
 
 
-def all_methods(shape: Shape, device, dtype, compile: bool, guidances: list[float], families: set[str]):
-    """(methods, skipped {family: reason}) for the requested families: mgm, muse, amused."""
+def all_methods(
+    shape: Shape, device, dtype, compile: bool, guidances: list[float], families: set[str], cast: bool = False
+):
+    """(methods, skipped {family: reason}) for the requested families: mgm, muse, amused. With
+    ``cast`` the weights are stored in ``dtype``; without, reduced precision is autocast."""
     methods, skipped = [], {}
     builders = {
-        "mgm": lambda: mgm_methods(shape, device, dtype, compile, guidances),
-        "muse": lambda: muse_methods(shape, device, dtype, guidances),
-        "amused": lambda: amused_methods(shape, device, dtype, compile, guidances),
+        "mgm": lambda: mgm_methods(shape, device, dtype, compile, guidances, cast),
+        "muse": lambda: muse_methods(shape, device, dtype, guidances, cast),
+        "amused": lambda: amused_methods(shape, device, dtype, compile, guidances, cast),
     }
     for family, build in builders.items():
         if family not in families:

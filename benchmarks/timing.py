@@ -29,10 +29,14 @@ def median_ms(fn, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def write_report(report: dict, out: str | None = None, markdown: str | None = None, table: str | None = None) -> None:
-    """Print the report as JSON; write it to ``out`` and ``table`` (a markdown table) to ``markdown``."""
+def write_report(
+    report: dict, out: str | None = None, markdown: str | None = None, table: str | None = None, echo: bool = True
+) -> None:
+    """Print the report as JSON (unless not ``echo``); write it to ``out`` and ``table`` (a markdown
+    table) to ``markdown``."""
     text = json.dumps(report, indent=2)
-    print(text)
+    if echo:
+        print(text)
     if out:
         with open(out, "w") as f:
             f.write(text + "\n")

@@ -233,7 +233,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             else:
                 # The null token is always key 0; it is attended only by dropped rows and by rows
                 # without a single real context token (e.g. a clip that has no caption).
-                given = self.context_proj(cond.context.to(device))
+                given = self.context_proj(cond.context.to(device=device, dtype=self.context_proj.weight.dtype))
                 mask = cond.context_mask
                 mask = torch.ones(given.shape[:2], dtype=torch.bool, device=device) if mask is None else mask
                 mask = mask.to(device) & ~drop[:, None]

@@ -184,3 +184,27 @@ def test_maskgit_loop_has_no_device_sync_on_a_gpu(tiny_model):
             device="cuda", dtype="bfloat16",
         )  # fmt: skip
     model.spec.check_codes(result.codes.cpu())
+
+
+def test_bfloat16_weights_decode_with_a_float32_context(context_model):
+    """Weights stored in bfloat16 (no autocast): the float32 prompt context is cast to the model's dtype."""
+    model = context_model.to(torch.bfloat16)
+    cond = Condition(context=torch.randn(2, 3, 5))
+    result = maskgit_decode(
+        model, model.spec, batch_size=2, num_steps=3, cond=cond, guidance_scale=2.0,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    model.spec.check_codes(result.codes)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_forward_gives_the_same_codes_on_a_gpu(tiny_model):
+    """compile=True on a GPU (a CUDA-graph replay of the inductor forward): greedy decoding of a
+    tiny float32 model, whose logits are well separated, agrees with eager exactly."""
+    model = tiny_model.cuda()
+    run = lambda compile: maskgit_decode(  # noqa: E731
+        model, model.spec, batch_size=4, num_steps=4, temperature=0.0, choice_temperature=0.0, compile=compile,
+        cond=Condition(labels=torch.tensor([0, 1, 2, 0])), guidance_scale=1.0, device="cuda",
+    ).codes  # fmt: skip
+    assert torch.equal(run(False), run(True))
