@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench pretrained-image pretrained-audio pretrained-ar pretrained-motion clean
+.PHONY: install test lint demo bench bench-gpu pretrained-image pretrained-audio pretrained-ar pretrained-motion clean
 
 install: $(STAMP)
 
@@ -72,6 +72,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/audio_quality.py --out benchmarks/results/audio_quality.json
 	$(PY) benchmarks/sjd_speed.py --num 256 --out benchmarks/results/sjd_speed.json --markdown benchmarks/results/sjd_speed.md
 	$(PY) benchmarks/motion_quality.py --num 256 --out benchmarks/results/motion_quality.json
+
+# The GPU tables of BENCHMARKS.md (needs a CUDA device and the bench extra).
+bench-gpu: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	PYTHON=$(PY) OUT=benchmarks/results/gpu bash benchmarks/gpu.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mgm tests

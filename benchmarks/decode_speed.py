@@ -1,8 +1,12 @@
 """Decoding speed against the peers, side by side in one run, on the same shapes.
 
     .venv/bin/python benchmarks/decode_speed.py [--shape small|amused-256|tiny] [--device cpu|cuda]
-        [--dtype float32|bfloat16] [--repeats 5] [--methods mgm muse amused] [--batch-sizes 1 16]
-        [--compile] [--out FILE.json] [--markdown FILE.md]
+        [--dtype float32|bfloat16] [--cast] [--repeats 5] [--methods mgm muse amused] [--batch-sizes 1 16]
+        [--compile] [--match TEXT...] [--out FILE.json] [--markdown FILE.md]
+
+``--dtype bfloat16`` autocasts; with ``--cast`` the weights are stored in bfloat16 instead (a
+diffusers user's ``torch_dtype``). A method that fails is reported; muse's reduced-precision path
+fails, and then its rows are measured on a float32 copy of the same weights (the row says so).
 
 Methods (benchmarks/peers.py builds them, randomly initialised, at one shape):
 - mgm ``maskgit_decode`` and ``recap_decode`` on ``MaskedTransformer`` against muse-maskgit-pytorch's
@@ -29,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import SHAPES, Method, all_methods, cpu_name, quiet_peers  # noqa: E402
+from peers import SHAPES, Method, all_methods, check_run_args, machine_name, quiet_peers  # noqa: E402
 from timing import PeakMemory, spread, time_runs, write_report  # noqa: E402
 
 FAMILIES = ("mgm", "muse", "amused")
@@ -41,13 +45,6 @@ PEER_OF = {
     ),
     "mgm maskgit_decode · UVit2DAdapter(UVit2DModel)": "diffusers AmusedPipeline · UVit2DModel",
 }
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return f"{name}, CUDA {torch.version.cuda}, torch {torch.__version__}"
-    return f"{cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
 
 
 def measure(method: Method, batch: int, repeats: int, device: torch.device, vocab: int, mach: str) -> dict:
@@ -121,10 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats={args.repeats}: expected an integer >= 1")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available (run the CPU subset with --device cpu)")
+    check_run_args(parser, args)
 
     quiet_peers()
     torch.set_grad_enabled(False)
@@ -132,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     shape = SHAPES[args.shape or ("amused-256" if device.type == "cuda" else "small")]
     batch_sizes = args.batch_sizes or list(shape.batch_sizes)
     guidances = args.guidance or [1.0, shape.guidance]
-    mach = machine(device)
+    mach = machine_name(device)
     methods, skipped = all_methods(shape, device, dtype, args.compile, guidances, set(args.methods), args.cast)
     if args.match:
         methods = [m for m in methods if any(text in m.name for text in args.match)]

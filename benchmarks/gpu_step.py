@@ -27,17 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import SHAPES, build_masked_transformer, cpu_name, prompt_context  # noqa: E402
+from peers import SHAPES, build_masked_transformer, check_run_args, machine_name, prompt_context  # noqa: E402
 from timing import time_runs, write_report  # noqa: E402
 
 from mgm.decoding import maskgit_decode  # noqa: E402
 from mgm.models import Condition  # noqa: E402
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, torch {torch.__version__}"
-    return f"{cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:
@@ -122,17 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats={args.repeats}: expected an integer >= 1")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available (try --device cpu --shape tiny)")
+    check_run_args(parser, args)
 
     torch.set_grad_enabled(False)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     shape = SHAPES[args.shape]
     model = build_masked_transformer(shape, device).to(dtype)
     report = {
-        "machine": machine(device),
+        "machine": machine_name(device),
         "shape": args.shape,
         "dtype": f"{args.dtype} weights",
         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,

@@ -576,6 +576,21 @@ def all_methods(
     return methods, skipped
 
 
+def machine_name(device: torch.device) -> str:
+    """The GPU (with CUDA and torch versions) or the CPU (with its thread count) a row ran on."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+
+
+def check_run_args(parser, args) -> None:
+    """The --repeats and --device checks both speed scripts share (argparse errors, before any work)."""
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats}: expected an integer >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available (run the CPU subset with --device cpu)")
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -600,4 +615,7 @@ def quiet_peers() -> None:
         pass
 
 
-__all__ = ["Method", "PeerMissing", "SHAPES", "Shape", "all_methods", "cpu_name", "quiet_peers"]
+__all__ = [
+    "Method", "PeerMissing", "SHAPES", "Shape", "all_methods", "check_run_args", "cpu_name", "machine_name",
+    "quiet_peers",
+]  # fmt: skip

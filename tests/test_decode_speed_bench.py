@@ -63,3 +63,28 @@ def test_peers_rows_on_cpu(tmp_path):
     checks = report["reveal_checks"]
     assert len(checks) == 2 and all(c["agree"] and sum(c["ours"]) == 16 for c in checks)
     assert "agree" in table
+
+
+def test_cast_weights_and_the_float32_fallback():
+    """--cast stores the weights in bfloat16; muse's bfloat16 path fails, is reported, and its rows
+    are measured in float32 (named so), while mgm's rows stay in bfloat16."""
+    pytest.importorskip("muse_maskgit_pytorch")
+    argv = ["--shape", "tiny", "--device", "cpu", "--repeats", "1", "--methods", "mgm", "muse", "--no-flops"]
+    report = load_harness().main([*argv, "--dtype", "bfloat16", "--cast", "--match", "maskgit", "MaskGit"])
+    assert report["cast"] and len(report["failed"]) == 2 and all("muse" in f for f in report["failed"])
+    precision = {(r["family"], r["dtype"]) for r in report["rows"]}
+    assert precision == {("mgm", "bfloat16 weights"), ("muse-maskgit-pytorch", "float32")}
+    assert all("recap" not in r["method"] for r in report["rows"]) and all(r["valid_codes"] for r in report["rows"])
+
+
+def test_gpu_step_script_runs_on_cpu(tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_step", SCRIPT.parent / "gpu_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, table = tmp_path / "s.json", tmp_path / "s.md"
+    argv = ["--shape", "tiny", "--device", "cpu", "--repeats", "1", "--matmul-size", "64", "--large-batch", "4"]
+    report = module.main([*argv, "--out", str(out), "--markdown", str(table)])
+    assert [r["guided"] for r in report["batch1"]] == [False, True]
+    assert all(r["forward_graph_ms"] is None and r["step_eager_ms"] > 0 for r in report["batch1"])
+    assert report["large_batch"]["gflop"] > 0 and report["matmul_peak"]["tflops"] > 0
+    assert json.loads(out.read_text())["shape"] == "tiny" and "| unguided |" in table.read_text()
