@@ -66,6 +66,7 @@ pretrained-audio: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/decode_speed.py --out benchmarks/results/decode_speed.json --markdown benchmarks/results/decode_speed.md
+	for p in image audio motion; do $(PY) benchmarks/decode_speed.py --pipeline $$p --out benchmarks/results/decode_speed_$$p.json --markdown benchmarks/results/decode_speed_$$p.md; done
 	$(PY) benchmarks/image_quality.py --num 512 --num-steps 12 24 --guidance-scale 0 3 --out benchmarks/results/image_quality.json
 	$(PY) benchmarks/recap_speed.py --out benchmarks/results/recap_speed.json --markdown benchmarks/results/recap_speed.md
 	$(PY) benchmarks/recap_speed.py --modality audio --num 256 --out benchmarks/results/recap_speed_audio.json --markdown benchmarks/results/recap_speed_audio.md

@@ -1,8 +1,8 @@
 """Decoding speed against the peers, side by side in one run, on the same shapes.
 
-    .venv/bin/python benchmarks/decode_speed.py [--shape small|amused-256|tiny] [--device cpu|cuda]
-        [--dtype float32|bfloat16] [--cast] [--repeats 5] [--methods mgm muse amused] [--batch-sizes 1 16]
-        [--compile] [--match TEXT...] [--out FILE.json] [--markdown FILE.md]
+    .venv/bin/python benchmarks/decode_speed.py [--shape small|amused-256|tiny | --pipeline image|audio|motion]
+        [--device cpu|cuda] [--dtype float32|bfloat16] [--cast] [--repeats 5] [--methods mgm muse amused]
+        [--batch-sizes 1 16] [--compile] [--match TEXT...] [--out FILE.json] [--markdown FILE.md]
 
 ``--dtype bfloat16`` autocasts; with ``--cast`` the weights are stored in bfloat16 instead (a
 diffusers user's ``torch_dtype``). A method that fails is reported; muse's reduced-precision path
@@ -14,6 +14,8 @@ Methods (benchmarks/peers.py builds them, randomly initialised, at one shape):
   steps, without and with classifier-free guidance;
 - mgm ``maskgit_decode`` through ``UVit2DAdapter`` against diffusers' ``AmusedPipeline`` on the SAME
   UVit2DModel weights, without and with guidance.
+With ``--pipeline`` the rows are a shipped pipeline's own token loop instead (benchmarks/shipped.py):
+its decode settings without and with its guidance, and ReCAP where it decodes with MaskGIT.
 Each at batch 1 and a large batch: one warm-up run, then ``--repeats`` timed runs (the device
 synchronised around each); the median and spread (min-max, IQR) per sample, samples/s, model
 calls (NFE), full-pass equivalents per sample (counting guidance's null rows), peak memory (see
@@ -34,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import SHAPES, Method, all_methods, check_run_args, machine_name, quiet_peers  # noqa: E402
+from shipped import PIPELINES, describe, pipeline_methods  # noqa: E402
 from timing import PeakMemory, spread, time_runs, write_report  # noqa: E402
 
 FAMILIES = ("mgm", "muse", "amused")
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--shape", choices=sorted(SHAPES), default=None, help="default: small on CPU, amused-256 on GPU"
     )
+    parser.add_argument(
+        "--pipeline", choices=PIPELINES, help="time a shipped pipeline's own decode settings instead of the peers"
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--repeats", type=int, default=5)
@@ -123,11 +129,20 @@ def main(argv: list[str] | None = None) -> dict:
     quiet_peers()
     torch.set_grad_enabled(False)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    shape = SHAPES[args.shape or ("amused-256" if device.type == "cuda" else "small")]
+    if args.pipeline and args.shape:
+        parser.error(f"--pipeline={args.pipeline} and --shape={args.shape}: expected one of the two")
+    shape_name = args.shape or ("amused-256" if device.type == "cuda" else "small")
+    shape = SHAPES[shape_name]
     batch_sizes = args.batch_sizes or list(shape.batch_sizes)
     guidances = args.guidance or [1.0, shape.guidance]
     mach = machine_name(device)
-    methods, skipped = all_methods(shape, device, dtype, args.compile, guidances, set(args.methods), args.cast)
+    if args.pipeline:
+        methods, pipe = pipeline_methods(args.pipeline, device, dtype, args.compile, args.cast)
+        skipped, shape_name, shape_config = {}, f"pipeline {args.pipeline}", describe(pipe)
+        vocab = max(pipe.spec.codebook_sizes)
+    else:
+        methods, skipped = all_methods(shape, device, dtype, args.compile, guidances, set(args.methods), args.cast)
+        shape_config, vocab = shape.to_dict(), shape.codebook_size
     if args.match:
         methods = [m for m in methods if any(text in m.name for text in args.match)]
     report = {
@@ -137,8 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
         "compile": args.compile,
         "cast": args.cast,
         "failed": [],
-        "shape": args.shape or ("amused-256" if device.type == "cuda" else "small"),
-        "shape_config": shape.to_dict(),
+        "shape": shape_name,
+        "shape_config": shape_config,
         "guidance_convention": "uncond + g * (cond - uncond) (aMUSEd / muse cond_scale); mgm gets g - 1",
         "skipped": skipped,
         "rows": [],
@@ -148,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     measured = []
     for method in methods:
         try:
-            rows = measure_method(method, batch_sizes, args, device, shape.codebook_size, mach)
+            rows = measure_method(method, batch_sizes, args, device, vocab, mach)
         except Exception as e:  # noqa: BLE001 - a peer's failure is reported, not fatal
             failure = f"{method.name} (g {method.guidance:g}, {method.dtype}): {type(e).__name__}: {e}"
             report["failed"].append(failure)
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
             if method.fallback is None:
                 continue
             method = method.fallback()
-            rows = measure_method(method, batch_sizes, args, device, shape.codebook_size, mach)
+            rows = measure_method(method, batch_sizes, args, device, vocab, mach)
         measured.append(method)
         for row in rows:
             print(
@@ -202,10 +217,21 @@ def reveal_checks(methods: list[Method]) -> list[dict]:
 
 def markdown_table(report: dict) -> str:
     shape = report["shape_config"]
+    if report["shape"].startswith("pipeline"):
+        described = (
+            f"Shipped {report['shape']} ({shape['spec']}, {shape['parameters_m']:.1f}M parameters), its own "
+            f"settings ({shape['method']}{' ' + shape['plan'] if shape['plan'] else ''}, {shape['num_steps']} "
+            f"steps, guidance scale {shape['guidance_scale']:g}, i.e. g = {1 + shape['guidance_scale']:g} below)"
+        )
+    else:
+        described = (
+            f"Shape `{report['shape']}` ({shape['notes']}): {shape['side']}x{shape['side']} tokens, codebook "
+            f"{shape['codebook_size']}, width {shape['dim']}, depth {shape['depth']}, {shape['num_heads']} heads, "
+            f"{shape['num_steps']} steps"
+        )
     lines = [
-        f"Shape `{report['shape']}` ({shape['notes']}): {shape['side']}x{shape['side']} tokens, codebook "
-        f"{shape['codebook_size']}, width {shape['dim']}, depth {shape['depth']}, {shape['num_heads']} heads, "
-        f"{shape['num_steps']} steps; device {report['device']}, {report['dtype']}"
+        described
+        + f"; device {report['device']}, {report['dtype']}"
         + (", compile" if report["compile"] else "")
         + ". Guidance g in aMUSEd's convention (1 = off; mgm runs g - 1). Token loop only (prompt embeddings "
         "precomputed, no VQ decode). ms/sample: median over the repeats; spread: min-max. NFE: model calls "

@@ -88,3 +88,17 @@ def test_gpu_step_script_runs_on_cpu(tmp_path):
     assert all(r["forward_graph_ms"] is None and r["step_eager_ms"] > 0 for r in report["batch1"])
     assert report["large_batch"]["gflop"] > 0 and report["matmul_peak"]["tflops"] > 0
     assert json.loads(out.read_text())["shape"] == "tiny" and "| unguided |" in table.read_text()
+
+
+def test_a_shipped_pipeline_with_its_own_settings(tmp_path):
+    table_path = tmp_path / "t.md"
+    argv = ["--pipeline", "image", "--repeats", "1", "--batch-sizes", "1", "2", "--markdown", str(table_path)]
+    report = load_harness().main(argv)
+    assert report["shape"] == "pipeline image" and report["shape_config"]["method"] == "maskgit"
+    names = {r["method"] for r in report["rows"]}
+    assert names == {"mgm image pipeline · maskgit", "mgm image pipeline · recap"}
+    assert {r["guidance"] for r in report["rows"]} == {1.0, 1.0 + report["shape_config"]["guidance_scale"]}
+    assert all(r["valid_codes"] and r["nfe"] == 12 for r in report["rows"])
+    assert table_path.read_text().startswith("Shipped pipeline image")
+    with pytest.raises(SystemExit):
+        load_harness().main(["--pipeline", "image", "--shape", "tiny"])
