@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
         "matmul_peak": matmul_peak(device, dtype, args.matmul_size, args.repeats),
         "batch1": [],
     }
-    save = lambda: write_report(report, args.out, args.markdown, markdown_table(report), echo=False)  # noqa: E731
+
+    def save():  # after every measurement, so a run cut short keeps what it measured
+        write_report(report, args.out, args.markdown, markdown_table(report), echo=False)
+
     print(f"matmul peak: {report['matmul_peak']['tflops']:.1f} TFLOP/s", flush=True)
 
     with torch.inference_mode():
