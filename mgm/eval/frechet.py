@@ -34,7 +34,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     middle = root @ ((sigma2 + sigma2.T) / 2) @ root
     trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
     diff = mu1 - mu2
-    return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt)
+    distance = float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt)
+    # A Frechet distance is never negative; rounding in eigh (which differs between BLAS builds)
+    # can leave a tiny negative value for (nearly) identical statistics.
+    return max(distance, 0.0)
 
 
 def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,16 @@ def test_against_the_general_eigenvalues_of_the_product_identity_and_symmetry():
     expected = float(((mu1 - mu2) ** 2).sum() + s1.trace() + s2.trace() - 2 * covmean_trace)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
     assert frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-6)
-    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+    # Identical statistics: zero up to rounding, never negative (any BLAS); scaled to the covariance.
+    assert 0.0 <= frechet_distance(mu1, s1, mu1, s1) <= 1e-9 * float(s1.trace())
+
+
+def test_never_negative_for_identical_rank_deficient_statistics():
+    # A rank-deficient covariance (fewer samples than features): eigh's rounding of the zero
+    # eigenvalues once gave -9e-07 here on one BLAS; the distance is clamped at 0.
+    x = torch.randn(5, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    mu, sigma = feature_statistics(x)
+    assert 0.0 <= frechet_distance(mu, sigma, mu, sigma) <= 1e-9 * float(sigma.trace())
 
 
 def test_statistics_and_bad_shapes():

@@ -239,7 +239,8 @@ def test_shipped_evaluator_retrieves_held_out_captions(shipped):
 
 def test_shipped_evaluator_fid_orderings(shipped):
     evaluator, clips, motion, _ = shipped
-    assert _fid(motion, motion) == pytest.approx(0.0, abs=1e-6)
+    # Zero up to rounding (never negative), relative to the embeddings' total variance.
+    assert 0.0 <= _fid(motion, motion) <= 1e-9 * float(torch.cov(motion.double().T).trace())
     halves = _fid(motion[:256], motion[256:])
     with torch.no_grad():
         g = torch.Generator().manual_seed(0)
