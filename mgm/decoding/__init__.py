@@ -1,21 +1,37 @@
-"""Decoders: each one a visible loop over a model callable, one file per method."""
+"""Decoders: each one a visible loop over a model callable, one file per method.
+
+Every method registers itself (``mgm.decoding.registry``) when its module is imported here.
+"""
 
 from mgm.decoding.ar import ar_decode
-from mgm.decoding.group import group_decode
-from mgm.decoding.jacobi import sjd_decode
-from mgm.decoding.maskgit import maskgit_decode
-from mgm.decoding.recap import recap_decode
-from mgm.decoding.registry import MASKED_DECODERS, get_masked_decoder
-from mgm.decoding.result import DecodeResult, StepRecord
+from mgm.decoding.group import GroupOptions, group_decode
+from mgm.decoding.jacobi import SJDOptions, sjd_decode
+from mgm.decoding.maskgit import MaskGITOptions, maskgit_decode
+from mgm.decoding.options import RunOptions, SamplingOptions
+from mgm.decoding.recap import RecapOptions, recap_decode
+from mgm.decoding.registry import AR, MASKED, METHODS, Method, get_method, method_names
+from mgm.decoding.result import DecodeResult, JacobiRecord, StepRecord, TraceRecord
 
 __all__ = [
-    "ar_decode",
-    "sjd_decode",
-    "MASKED_DECODERS",
+    "AR",
+    "MASKED",
+    "METHODS",
     "DecodeResult",
+    "GroupOptions",
+    "JacobiRecord",
+    "MaskGITOptions",
+    "Method",
+    "RecapOptions",
+    "RunOptions",
+    "SJDOptions",
+    "SamplingOptions",
     "StepRecord",
-    "get_masked_decoder",
+    "TraceRecord",
+    "ar_decode",
+    "get_method",
     "group_decode",
     "maskgit_decode",
+    "method_names",
     "recap_decode",
+    "sjd_decode",
 ]

@@ -1,4 +1,5 @@
-"""Input checks and the starting canvas shared by the masked decoders.
+"""Input checks and the starting canvas shared by the masked decoders: ``prepare_masked`` is the
+one preamble every masked decoder runs (options, model, canvas, condition, generators).
 
 Everything here runs before the first model call, so bad input fails fast with a ValueError
 naming the argument, the value and what was expected.
@@ -6,10 +7,19 @@ naming the argument, the value and what was expected.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from mgm.decoding.guidance import check_guidance
+from mgm.decoding.options import RunOptions, SamplingOptions, check_int
+from mgm.decoding.sampling import Generators, check_generator
+from mgm.decoding.speed import autocast, compiled, resolve_dtype
 from mgm.models.conditioning import Condition
+from mgm.models.protocols import model_traits
+from mgm.schedules.annealing import choice_temperature_at, guidance_scale_at
 from mgm.tokens import TokenSpec
 
 
@@ -30,8 +40,8 @@ def check_model_spec(model: object, spec: TokenSpec) -> None:
     """A model that declares its TokenSpec must agree with the one decoding asks for."""
     if not isinstance(spec, TokenSpec):
         raise ValueError(f"spec: expected a mgm.tokens.TokenSpec, got {type(spec).__name__}")
-    model_spec = getattr(model, "spec", None)
-    accepts = getattr(model, "accepts", None)
+    traits = model_traits(model)
+    model_spec, accepts = traits.spec, traits.accepts
     if callable(accepts) and model_spec is not None and model_spec.codebook_sizes == spec.codebook_sizes:
         if len(spec.shape) == len(model_spec.shape) and accepts(spec.num_codebooks, spec.num_positions):
             return  # e.g. a shorter clip than the longest a 1-D model takes
@@ -43,11 +53,6 @@ def check_model_spec(model: object, spec: TokenSpec) -> None:
         )
 
 
-def check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r}: expected an integer >= 1")
-
-
 def check_condition(cond: Condition | None, batch_size: int, model: object) -> None:
     if cond is None:
         return
@@ -55,7 +60,9 @@ def check_condition(cond: Condition | None, batch_size: int, model: object) -> N
         raise ValueError(f"cond: expected None or a mgm.models.Condition, got {type(cond).__name__}")
     if cond.batch_size not in (None, batch_size):
         raise ValueError(f"cond: batch size {cond.batch_size} does not match batch_size={batch_size}")
-    num_classes = getattr(model, "num_classes", None)
+    num_classes = model_traits(model).num_classes
+    if cond.labels is not None and (cond.labels.dtype != torch.long or cond.labels.device.type == "meta"):
+        raise ValueError(f"cond.labels: expected a LongTensor of class ids, got {cond.labels.dtype}")
     if cond.labels is not None and num_classes:
         bad = (cond.labels < 0) | (cond.labels >= num_classes)
         if bool(bad.any()):
@@ -79,10 +86,12 @@ def prepare_canvas(
     if init_codes is None:
         if editable is not None:
             raise ValueError("editable given without init_codes: the tokens outside it must come from init_codes")
-        check_positive_int(batch_size, "batch_size")
-        return spec.full_mask(batch_size, device)
+        check_int(1 if batch_size is None else batch_size, "batch_size")
+        return spec.full_mask(1 if batch_size is None else batch_size, device)
     spec.check_codes(init_codes, "init_codes", allow_mask=True)
     b = init_codes.shape[0]
+    if batch_size is not None:
+        check_int(batch_size, "batch_size")
     if batch_size is not None and batch_size != b:
         raise ValueError(f"batch_size={batch_size} does not match init_codes' batch size {b}")
     init_codes = init_codes.to(device=device, dtype=torch.long)
@@ -102,14 +111,86 @@ def prepare_canvas(
     return torch.where(editable, spec.mask_tensor(device), init_codes)
 
 
-def check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_annealing) -> None:
-    """The checks every MaskGIT-style decoder shares: token sampling, guidance, confidence noise."""
-    from mgm.decoding.guidance import check_guidance_args
-    from mgm.decoding.sampling import check_sampling_args
-    from mgm.schedules.annealing import check_annealing
+def batch_of(batch_size: int | None, cond: Condition | None) -> int | None:
+    """``batch_size``, else the condition's batch size, else None (then the canvas decides)."""
+    if batch_size is None and cond is not None and isinstance(cond, Condition):
+        return cond.batch_size
+    return batch_size
 
-    check_sampling_args(temperature, top_k, top_p)
-    check_guidance_args(guidance_scale, cond)
-    check_annealing(choice_annealing, "choice_temperature_annealing")
-    if not choice_temperature >= 0:
-        raise ValueError(f"choice_temperature={choice_temperature}: expected a number >= 0")
+
+@dataclass
+class MaskedRun:
+    """Everything a masked decode loop needs, checked before its first model call.
+
+    ``codes`` [B, K, N] is the starting canvas (mask ids where to decode), ``model`` the callable
+    to run (compiled when asked), ``cond`` on the decoding device.
+    """
+
+    model: object
+    spec: TokenSpec
+    codes: torch.Tensor
+    cond: Condition | None
+    generator: Generators
+    sampling: SamplingOptions
+    run: RunOptions
+    device: torch.device
+    dtype: torch.dtype | None
+
+    @property
+    def batch_size(self) -> int:
+        return self.codes.shape[0]
+
+    def guidance_scales(self, num_steps: int) -> list[float]:
+        """The guidance scale of each of ``num_steps`` steps (annealed), computed up front."""
+        s = self.sampling
+        return [guidance_scale_at(s.guidance_scale, t, num_steps, s.guidance_annealing) for t in range(num_steps)]
+
+    def choice_temperature(self, step: int, num_steps: int) -> float:
+        s = self.sampling
+        return choice_temperature_at(s.choice_temperature, step, num_steps, s.choice_temperature_annealing)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return autocast(self.device, self.dtype)
+
+    def step_done(self, step: int, codes: torch.Tensor) -> None:
+        if self.run.callback is not None:
+            self.run.callback(step, codes)
+
+
+def prepare_masked(
+    model,
+    spec: TokenSpec,
+    method,
+    options: dict,
+    *,
+    batch_size: int | None,
+    cond: Condition | None,
+    generator: Generators,
+    init_codes: torch.Tensor | None,
+    editable: torch.Tensor | None,
+) -> tuple[MaskedRun, object]:
+    """The preamble of every masked decoder -> (MaskedRun, the method's own options).
+
+    ``method``: its registry entry (``mgm.decoding.registry.Method``), which parses ``options``.
+    """
+    sampling, run, own = method.parse(options)
+    if not callable(model):
+        raise ValueError(f"model: expected a callable model(codes, cond) -> logits, got {type(model).__name__}")
+    check_model_spec(model, spec)
+    sampling.check_vocab(max(spec.codebook_sizes))
+    dtype = resolve_dtype(run.dtype)
+    if run.compile and not isinstance(model, nn.Module):
+        raise ValueError(f"compile=True needs an nn.Module model; got {type(model).__name__}")
+    if init_codes is not None and not isinstance(init_codes, torch.Tensor):
+        raise ValueError(f"init_codes: expected a LongTensor [B, K, N], got {type(init_codes).__name__}")
+    if init_codes is not None and init_codes.device.type == "meta":
+        raise ValueError("init_codes: on the meta device (no values); expected a real tensor")
+    device = resolve_device(model, init_codes, run.device)
+    codes = prepare_canvas(spec, batch_of(batch_size, cond), init_codes, editable, device)
+    check_condition(cond, codes.shape[0], model)
+    check_guidance(sampling.guidance_scale, cond)
+    generator = check_generator(generator, codes.shape[0], device)
+    cond = None if cond is None else cond.to(device)
+    runner = compiled(model) if run.compile else model
+    return MaskedRun(runner, spec, codes, cond, generator, sampling, run, device, dtype), own
+

@@ -9,94 +9,140 @@ frames are kept or re-masked whole, and with ``plan.guidance_low`` the guidance 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mgm.decoding.canvas import check_condition, check_model_spec, check_reveal_args, prepare_canvas, resolve_device
-from mgm.decoding.guidance import GuidedModel, MaskedModel
+from mgm.decoding.canvas import MaskedRun, prepare_masked
+from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.maskgit import iterative_reveal
+from mgm.decoding.options import check_int
 from mgm.decoding.recap import CachedGuidedModel, recap_reveal
+from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
-from mgm.decoding.speed import autocast, check_speed_args, compiled
+from mgm.decoding.sampling import Generators
 from mgm.models.conditioning import Condition
 from mgm.schedules import mask_ratio
-from mgm.schedules.groups import GroupPlan, get_group_plan
+from mgm.schedules.groups import GroupPlan, check_plan_name, get_group_plan, plan_option_names
 from mgm.schedules.reuse import ReusePlan
 from mgm.tokens import TokenSpec
+
+# The plan builders' options, each None = that builder's default.
+PLAN_OPTIONS = ("steps", "schedule", "span", "guidance_low", "group_size")
+
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """The group plan: a GroupPlan, or a plan name ("soundstorm", "magnet", "gipd", "joint") with
+    its builder's options (``steps``: one count for every group or one per group; ``schedule``;
+    magnet's ``span`` and ``guidance_low``; gipd's ``group_size``). ``full_first`` /
+    ``cheap_per_full``: decode each group by ReCAP's full and cheap steps (None: MaskGIT's)."""
+
+    plan: str | GroupPlan = "soundstorm"
+    steps: int | tuple[int, ...] | None = None
+    schedule: str | None = None
+    span: int | None = None
+    guidance_low: float | None = None
+    group_size: int | None = None
+    full_first: int | None = None
+    cheap_per_full: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.steps, list):
+            object.__setattr__(self, "steps", tuple(self.steps))
+        given = sorted(self.plan_options())
+        if isinstance(self.plan, GroupPlan):
+            if given:
+                raise ValueError(f"plan options {given} only apply to a plan given by name, not to a GroupPlan")
+        else:
+            check_plan_name(self.plan)
+            accepted = plan_option_names(self.plan)
+            wrong = [name for name in given if name not in accepted]
+            if wrong:
+                raise ValueError(f"plan {self.plan!r} does not take {wrong}; it accepts {list(accepted)}")
+        if self.full_first is not None:
+            check_int(self.full_first, "full_first")
+        if self.cheap_per_full is not None:
+            check_int(self.cheap_per_full, "cheap_per_full", minimum=0)
+
+    def plan_options(self) -> dict:
+        return {name: getattr(self, name) for name in PLAN_OPTIONS if getattr(self, name) is not None}
+
+    def group_plan(self, num_codebooks: int) -> GroupPlan:
+        return get_group_plan(self.plan, num_codebooks, **self.plan_options())
+
+    @property
+    def reuse(self) -> ReusePlan | None:
+        if self.full_first is None and self.cheap_per_full is None:
+            return None
+        defaults = ReusePlan()
+        return ReusePlan(
+            defaults.full_first if self.full_first is None else self.full_first,
+            defaults.cheap_per_full if self.cheap_per_full is None else self.cheap_per_full,
+        )
 
 
 @torch.inference_mode()
 def group_decode(
-    model: MaskedModel,
+    model,
     spec: TokenSpec,
-    batch_size: int | None = 4,
-    plan: str | GroupPlan = "soundstorm",
+    *,
+    batch_size: int | None = None,
     cond: Condition | None = None,
-    guidance_scale: float = 0.0,
-    temperature: float = 1.0,
+    generator: Generators = None,
     init_codes: torch.Tensor | None = None,
     editable: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    *,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    choice_temperature: float = 4.5,
-    choice_temperature_annealing: str = "linear",
-    device: torch.device | str | None = None,
-    reuse: ReusePlan | None = None,
-    dtype: str | torch.dtype | None = None,
-    compile: bool = False,
-    **plan_options,
+    **options,
 ) -> DecodeResult:
     """Decode ``codes[B, K, N]`` group by group with any ``model(codes, cond) -> logits[B, K, N, V]``.
 
-    Args are those of ``maskgit_decode`` except ``plan``: a GroupPlan or a plan name
-    ("soundstorm", "magnet", "gipd", "joint") whose builder takes ``plan_options`` (e.g.
-    ``steps=[20, 10, 10, 10]``). ``nfe`` is the sum of the groups' steps. With ``reuse`` (a
-    ReusePlan) each group is decoded by ReCAP's full and cheap steps (``recap_decode``), and
-    ``compute`` counts full-pass equivalents. ``dtype`` / ``compile``: as in ``maskgit_decode``
-    (compile only without ``reuse``).
+    Arguments as ``maskgit_decode``'s; ``options``: ``GroupOptions`` (the plan and its options,
+    e.g. ``plan="magnet", steps=[20, 10, 10, 10]``), the sampling and the run options. ``nfe``
+    is the sum of the groups' steps; with reuse, ``compute`` counts full-pass equivalents.
     """
-    device = resolve_device(model, init_codes, device)
-    check_model_spec(model, spec)
-    dtype = check_speed_args(dtype, compile, model)
-    if compile and reuse is not None:
+    run, own = prepare_masked(
+        model, spec, GROUP, options, batch_size=batch_size, cond=cond, generator=generator,
+        init_codes=init_codes, editable=editable,
+    )  # fmt: skip
+    plan, reuse = own.group_plan(spec.num_codebooks), own.reuse
+    if run.run.compile and reuse is not None:
         raise ValueError("compile=True is not supported with reuse (ReCAP's cheap passes vary in shape)")
-    plan = get_group_plan(plan, spec.num_codebooks, **plan_options)
-    check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
-    codes = prepare_canvas(spec, batch_size, init_codes, editable, device)
-    check_condition(cond, codes.shape[0], model)
-    cond = None if cond is None else cond.to(device)
-    if reuse is not None and not isinstance(reuse, ReusePlan):
-        raise ValueError(f"reuse: expected a mgm.schedules.reuse.ReusePlan or None, got {type(reuse).__name__}")
-
     if reuse is None:
-        guided = GuidedModel(compiled(model) if compile else model, cond)
+        guided = GuidedModel(run.model, run.cond)
     else:
-        guided = CachedGuidedModel(model, cond, guidance_scale > 0)
-    in_group = plan.group_masks(device)  # (G, K)
+        guided = CachedGuidedModel(run.model, run.cond, run.sampling.guidance_scale > 0)
+    codes = run.codes
+    in_group = plan.group_masks(run.device)  # (G, K)
     trace, compute = [], 0.0
     # Every step's guidance scale up front: the loop below stays free of host-side tensor reads.
-    group_scales = [[_scale_at(guidance_scale, plan, t, n) for t in range(n)] for n in plan.steps]
-    for g, (num_steps, scales) in enumerate(zip(plan.steps, group_scales)):
-        candidates = spec.is_masked(codes) & in_group[g][None, :, None]
-        args = (spec, codes, candidates, num_steps, plan.schedule, scales)
-        sampling = (temperature, top_k, top_p, choice_temperature, choice_temperature_annealing, generator)
-        with autocast(device, dtype):
+    group_scales = [_group_scales(run, plan, num_steps) for num_steps in plan.steps]
+    with run.autocast():
+        for g, (num_steps, scales) in enumerate(zip(plan.steps, group_scales)):
+            candidates = spec.is_masked(codes) & in_group[g][None, :, None]
+            args = (run, guided, codes, candidates, num_steps, plan.schedule, scales)
             if reuse is None:
-                codes, records = iterative_reveal(guided, *args, *sampling, span=plan.span, first_step=len(trace))
+                codes, records = iterative_reveal(*args, span=plan.span, first_step=len(trace))
                 compute += num_steps
             else:
                 codes, records, cost = recap_reveal(
-                    guided, *args, reuse.kinds(num_steps), *sampling, span=plan.span, first_step=len(trace)
+                    *args, reuse.kinds(num_steps), span=plan.span, first_step=len(trace)
                 )
                 compute += cost
-        trace.extend(records)
+            trace.extend(records)
     return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace, compute=compute)
 
 
-def _scale_at(scale: float, plan: GroupPlan, step: int, num_steps: int) -> float:
-    """Constant, or (MAGNeT) from ``scale`` to ``plan.guidance_low`` as the mask ratio before the step falls."""
+def _group_scales(run: MaskedRun, plan: GroupPlan, num_steps: int) -> list[float]:
+    """Each step's guidance scale, up front (the loop stays free of host reads): the sampling
+    options' annealing, or (MAGNeT, ``plan.guidance_low``) from the scale to guidance_low as the
+    mask ratio before the step falls."""
+    scale = run.sampling.guidance_scale
     if plan.guidance_low is None or scale == 0:
-        return scale
-    ratio = float(mask_ratio(torch.tensor(step / num_steps), plan.schedule))
-    return plan.guidance_low + (scale - plan.guidance_low) * ratio
+        return run.guidance_scales(num_steps)
+    ratios = mask_ratio(torch.tensor([t / num_steps for t in range(num_steps)]), plan.schedule).tolist()
+    return [plan.guidance_low + (scale - plan.guidance_low) * r for r in ratios]
+
+
+GROUP = register(
+    Method("group", group_decode, GroupOptions, MASKED, "codebook-group decoding (SoundStorm, MAGNeT, G-IPD)")
+)

@@ -7,13 +7,10 @@ as ONE batched forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from mgm.models.conditioning import Condition
 
-MaskedModel = Callable[[torch.Tensor, Condition | None], torch.Tensor]
 
 
 class GuidedModel:
@@ -23,7 +20,7 @@ class GuidedModel:
     sampling do their arithmetic at full precision.
     """
 
-    def __init__(self, model: MaskedModel, cond: Condition | None):
+    def __init__(self, model, cond: Condition | None):
         self.model = model
         self.cond = cond
         self.paired = None if cond is None else Condition.cat([cond, cond.null()])
@@ -41,8 +38,7 @@ def guide(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float) 
     return torch.where(torch.isneginf(cond_logits), cond_logits, guided)
 
 
-def check_guidance_args(guidance_scale: float, cond: Condition | None) -> None:
-    if not guidance_scale >= 0:
-        raise ValueError(f"guidance_scale={guidance_scale}: expected a number >= 0 (0 = no guidance)")
+def check_guidance(guidance_scale: float, cond: Condition | None) -> None:
+    """Guidance needs a condition (the scale itself is checked by SamplingOptions)."""
     if guidance_scale > 0 and (cond is None or cond.batch_size is None):
         raise ValueError(f"guidance_scale={guidance_scale} needs a condition to guide towards, but cond is empty")

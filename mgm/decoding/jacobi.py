@@ -16,85 +16,98 @@ Draft initialisation (``init``): "random" (uniform tokens, q uniform), "prev" (d
 last committed position's distribution, q that distribution), "above" (the token one grid row
 above, ``row_length`` tokens back; q a point mass on it; uniform where there is no row above).
 
-Samples are decoded one at a time (their acceptances differ); ``nfe`` is the largest per-sample
-count of forward passes and the trace holds each sample's passes and accepted counts.
+Samples are decoded one at a time (their acceptances differ): ``nfe`` counts every pass of the
+call, ``nfe_per_sample`` each sample's, and the trace holds one ``JacobiRecord`` per iteration
+and sample (the tokens it committed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from mgm.decoding.ar import GuidedAR, check_ar_args
-from mgm.decoding.canvas import check_positive_int, resolve_device
-from mgm.decoding.result import DecodeResult
-from mgm.decoding.sampling import token_distribution
+from mgm.decoding.ar import prepare_ar
+from mgm.decoding.options import check_int
+from mgm.decoding.registry import AR, Method, register
+from mgm.decoding.result import DecodeResult, JacobiRecord
+from mgm.decoding.sampling import Generators, select_generator, token_distribution
 from mgm.models.ar_transformer import ARCache
 from mgm.models.conditioning import Condition
 
 INITS = ("random", "prev", "above")
 
 
-@dataclass
-class SJDRecord:
-    """One sample: forward passes and tokens committed per iteration (sum = generated tokens)."""
+@dataclass(frozen=True)
+class SJDOptions:
+    """SJD's own knobs: the draft ``window`` length, the draft ``init`` rule, and the grid's
+    ``row_length`` (tokens per row) that init "above" reads."""
 
-    sample: int
-    nfe: int
-    committed: list[int] = field(default_factory=list)
+    window: int = 16
+    init: str = "random"
+    row_length: int | None = None
+
+    def __post_init__(self):
+        check_int(self.window, "window")
+        if self.init not in INITS:
+            raise ValueError(f"init={self.init!r}: expected one of {INITS}")
+        if self.row_length is not None or self.init == "above":
+            check_int(self.row_length, "row_length (init='above' needs the grid's row length)")
 
 
 @torch.inference_mode()
 def sjd_decode(
     model,
     length: int,
-    batch_size: int | None = 4,
-    window: int = 16,
-    init: str = "random",
-    cond: Condition | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    guidance_scale: float = 0.0,
-    generator: torch.Generator | None = None,
     *,
+    batch_size: int | None = None,
+    cond: Condition | None = None,
+    generator: Generators = None,
     prefix: torch.Tensor | None = None,
-    row_length: int | None = None,
-    device: torch.device | str | None = None,
+    **options,
 ) -> DecodeResult:
-    """Sample ``codes[B, length]`` from ``model(tokens, cond, cache=...)`` by SJD (see the module doc)."""
-    batch_size, prefix = check_ar_args(
-        model, length, batch_size, cond, temperature, top_k, top_p, guidance_scale, prefix
+    """Sample ``codes[B, 1, length]`` from ``model(tokens, cond, cache=...)`` by SJD (see the module doc).
+
+    Arguments as ``ar_decode``'s; ``options`` add ``SJDOptions`` (window, init, row_length).
+    """
+    run, own = prepare_ar(
+        model, length, SJD, options, batch_size=batch_size, cond=cond, generator=generator, prefix=prefix
     )
-    check_positive_int(window, "window")
-    if init not in INITS:
-        raise ValueError(f"init={init!r}: expected one of {INITS}")
-    if init == "above":
-        check_positive_int(row_length, "row_length (init='above' needs the grid's row length)")
-    vocab = getattr(model, "vocab_size", None)
-    if vocab is None:
+    if run.vocab_size is None:
         raise ValueError("sjd_decode needs model.vocab_size (the token vocabulary V)")
-    device = resolve_device(model, prefix, device)
-    rows, trace = [], []
-    for i in range(batch_size):
-        guided = GuidedAR(model, None if cond is None else cond.select(i).to(device), guidance_scale)
-        given = torch.zeros(0, dtype=torch.long, device=device) if prefix is None else prefix[i].to(device)
-        sampler = _Sampler(guided, vocab, temperature, top_k, top_p, generator, device)
-        tokens, record = sampler.run(given, length, window, init, row_length)
-        record.sample = i
+    rows, trace, passes = [], [], []
+    for i in range(run.batch_size):
+        guided = run.guided(None if run.cond is None else run.cond.select(i))
+        given = torch.zeros(0, dtype=torch.long, device=run.device) if run.prefix is None else run.prefix[i]
+        sampler = _Sampler(run, guided, select_generator(run.generator, i), i)
+        tokens, committed = sampler.decode(given, length, own.window, own.init, own.row_length)
+        trace += [JacobiRecord(step, i, count) for step, count in enumerate(committed)]
         rows.append(tokens)
-        trace.append(record)
-    return DecodeResult(codes=torch.stack(rows), nfe=max(r.nfe for r in trace), trace=trace)
+        passes.append(len(committed))
+    per_sample = torch.tensor(passes, dtype=torch.long)
+    return DecodeResult(codes=torch.stack(rows)[:, None], nfe=sum(passes), trace=trace, nfe_per_sample=per_sample)
 
 
 class _Sampler:
-    def __init__(self, guided, vocab, temperature, top_k, top_p, generator, device):
-        self.guided, self.vocab, self.device, self.generator = guided, vocab, device, generator
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+    """One sample's SJD loop (``generator``: that sample's, or the call's single generator)."""
+
+    def __init__(self, run, guided, generator, sample: int):
+        self.run, self.guided, self.generator, self.sample = run, guided, generator, sample
+        self.vocab, self.device = run.vocab_size, run.device
 
     def distribution(self, logits: torch.Tensor) -> torch.Tensor:
-        return token_distribution(logits, self.temperature, self.top_k, self.top_p)
+        s = self.run.sampling
+        return token_distribution(logits, s.temperature, s.top_k, s.top_p)
+
+    def scales(self, first: int, rows: int) -> torch.Tensor | float:
+        """Guidance scales of ``rows`` logits rows whose first predicts position ``first``: one
+        number when constant, else FloatTensor[rows, 1] (annealed over the sequence)."""
+        s = self.run.sampling
+        if s.guidance_annealing == "constant":
+            return s.guidance_scale
+        last = self.run.length - 1
+        values = [self.run.guidance_scale(min(first + r, last)) for r in range(rows)]
+        return torch.tensor(values, device=self.device)[:, None]
 
     def draw(self, probs: torch.Tensor) -> int:
         return int(torch.multinomial(probs.float(), 1, generator=self.generator))
@@ -116,9 +129,9 @@ class _Sampler:
         q = self.uniform()
         return self.draw(q), q
 
-    def run(self, given: torch.Tensor, length: int, window: int, init: str, row_length):
+    def decode(self, given: torch.Tensor, length: int, window: int, init: str, row_length):
         tokens = given.tolist()
-        record = SJDRecord(sample=0, nfe=0)
+        committed = []  # tokens committed per iteration (one forward pass each)
         cache = ARCache()
         pending = list(tokens)  # committed but not yet in the cache (the prefix, then each drawn token)
         drafts, qs = [], []  # the window: draft tokens and the distributions they were drawn from
@@ -131,8 +144,8 @@ class _Sampler:
                 drafts.append(token)
                 qs.append(q)
             drafts, qs = drafts[:room], qs[:room]
-            logits = self.guided(torch.tensor([pending + drafts], device=self.device), cache)[0]
-            record.nfe += 1
+            fed = torch.tensor([pending + drafts], device=self.device)
+            logits = self.guided(fed, cache, self.scales(len(tokens) - len(pending), fed.shape[1] + 1))[0]
             ps = self.distribution(logits[len(pending) :])  # ps[j]: at draft j; ps[room]: after the window
             accepted, new_token = 0, None
             for j in range(room):
@@ -152,8 +165,13 @@ class _Sampler:
                 new_token = self.draw(ps[room])
             pending = [] if new_token is None else [new_token]
             tokens += pending
-            record.committed.append(len(tokens) - start)
+            committed.append(len(tokens) - start)
+            if self.run.run.callback is not None:
+                self.run.run.callback(len(committed) - 1, torch.tensor([tokens], device=self.device)[:, None])
             # Jacobi update: the drafts after the rejected one are redrawn from this pass's distributions.
             rest = range(accepted + 1, room)
             drafts, qs = [self.draw(ps[j]) for j in rest], [ps[j] for j in rest]
-        return torch.tensor(tokens[:length], device=self.device), record
+        return torch.tensor(tokens[:length], device=self.device), committed
+
+
+SJD = register(Method("sjd", sjd_decode, SJDOptions, AR, "Speculative Jacobi Decoding (lossless parallel AR)"))

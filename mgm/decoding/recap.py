@@ -15,23 +15,20 @@ The model needs ``forward_cached(codes, cond) -> (logits, cache)`` and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mgm.decoding.canvas import (
-    check_condition,
-    check_model_spec,
-    check_positive_int,
-    check_reveal_args,
-    prepare_canvas,
-    resolve_device,
-)
+from mgm.decoding.canvas import MaskedRun, prepare_masked
 from mgm.decoding.guidance import guide
-from mgm.decoding.maskgit import _check_logits, _record, sample_and_score
+from mgm.decoding.maskgit import MaskGITOptions, check_logits, sample_and_score, step_record
+from mgm.decoding.options import check_int
+from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
-from mgm.decoding.speed import autocast, check_speed_args
+from mgm.decoding.sampling import Generators
 from mgm.models.conditioning import Condition
-from mgm.schedules import choice_temperature_at, get_mask_schedule, guidance_scale_at, masked_counts, ranks
-from mgm.schedules.annealing import check_annealing
+from mgm.models.protocols import model_traits
+from mgm.schedules import masked_counts, ranks
 from mgm.schedules.groups import span_scores
 from mgm.schedules.mask import MaskSchedule
 from mgm.schedules.reuse import ReusePlan
@@ -43,10 +40,11 @@ class CachedGuidedModel:
     (and side by side in the cache) whenever guidance is on at all."""
 
     def __init__(self, model, cond: Condition | None, guided: bool):
+        traits = model_traits(model)
         for name in ("forward_cached", "forward_partial"):
-            if not callable(getattr(model, name, None)):
-                raise ValueError(f"recap decoding needs a model with {name}() (e.g. mgm.models.MaskedTransformer)")
-        self.model = model
+            if not callable(getattr(traits, name)):
+                raise ValueError(f"feature reuse needs a model with {name}() (e.g. mgm.models.MaskedTransformer)")
+        self.traits = traits
         self.paired = guided and cond is not None
         self.cond = Condition.cat([cond, cond.null()]) if self.paired else cond
 
@@ -58,127 +56,107 @@ class CachedGuidedModel:
         return guide(*logits.chunk(2), scale) if self.paired else logits
 
     def full(self, codes: torch.Tensor, scale: float):
-        logits, cache = self.model.forward_cached(self._pair(codes), self.cond)
+        logits, cache = self.traits.forward_cached(self._pair(codes), self.cond)
         return self._guide(logits, scale), cache
 
     def cheap(self, codes: torch.Tensor, positions: torch.Tensor, cache, scale: float) -> torch.Tensor:
-        logits = self.model.forward_partial(self._pair(codes), self._pair(positions), self.cond, cache)
+        logits = self.traits.forward_partial(self._pair(codes), self._pair(positions), self.cond, cache)
         return self._guide(logits, scale)
+
+
+@dataclass(frozen=True)
+class RecapOptions(MaskGITOptions):
+    """MaskGIT's options plus the reuse plan: ``full_first`` full steps, then each later full
+    step followed by ``cheap_per_full`` cheap ones (``mgm.schedules.reuse.ReusePlan``)."""
+
+    full_first: int = 2
+    cheap_per_full: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int(self.full_first, "full_first")
+        check_int(self.cheap_per_full, "cheap_per_full", minimum=0)
+
+    @property
+    def reuse(self) -> ReusePlan:
+        return ReusePlan(self.full_first, self.cheap_per_full)
 
 
 @torch.inference_mode()
 def recap_decode(
     model,
     spec: TokenSpec,
-    batch_size: int | None = 4,
-    num_steps: int = 12,
-    schedule: str | MaskSchedule = "cosine",
+    *,
+    batch_size: int | None = None,
     cond: Condition | None = None,
-    guidance_scale: float = 0.0,
-    temperature: float = 1.0,
+    generator: Generators = None,
     init_codes: torch.Tensor | None = None,
     editable: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    *,
-    reuse: ReusePlan | None = None,
-    full_first: int | None = None,
-    cheap_per_full: int | None = None,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    choice_temperature: float = 4.5,
-    choice_temperature_annealing: str = "linear",
-    guidance_annealing: str = "constant",
-    device: torch.device | str | None = None,
-    dtype: str | torch.dtype | None = None,
-    compile: bool = False,
+    **options,
 ) -> DecodeResult:
-    """``maskgit_decode``'s arguments plus the reuse plan: ``reuse`` (a ReusePlan), or its fields
-    ``full_first`` / ``cheap_per_full`` (default ReusePlan()). ``nfe`` counts full and cheap passes;
-    ``compute`` counts a cheap pass over Q of N positions as Q / N of a full one. ``dtype`` as in
-    ``maskgit_decode``; ``compile`` is refused (the cheap passes vary in shape)."""
-    device = resolve_device(model, init_codes, device)
-    check_model_spec(model, spec)
-    dtype = check_speed_args(dtype, compile, model)
-    if compile:
+    """``maskgit_decode``'s arguments; ``options`` add the reuse plan (``RecapOptions``:
+    full_first, cheap_per_full). ``nfe`` counts full and cheap passes; ``compute`` counts a cheap
+    pass over Q of N positions as Q / N of a full one. ``compile`` is refused (the cheap passes
+    vary in shape)."""
+    run, own = prepare_masked(
+        model, spec, RECAP, options, batch_size=batch_size, cond=cond, generator=generator,
+        init_codes=init_codes, editable=editable,
+    )  # fmt: skip
+    if run.run.compile:
         raise ValueError("compile=True is not supported by recap_decode (its cheap passes vary in shape)")
-    check_positive_int(num_steps, "num_steps")
-    get_mask_schedule(schedule)
-    check_reveal_args(temperature, top_k, top_p, guidance_scale, cond, choice_temperature, choice_temperature_annealing)
-    check_annealing(guidance_annealing, "guidance_annealing")
-    if reuse is None:
-        options = {k: v for k, v in (("full_first", full_first), ("cheap_per_full", cheap_per_full)) if v is not None}
-        reuse = ReusePlan(**options)
-    elif full_first is not None or cheap_per_full is not None:
-        raise ValueError("give either reuse=ReusePlan(...) or full_first / cheap_per_full, not both")
-    passes = CachedGuidedModel(model, cond, guided=guidance_scale > 0)
-    codes = prepare_canvas(spec, batch_size, init_codes, editable, device)
-    b, k, n = codes.shape
-    check_condition(cond, b, model)
-    if passes.cond is not None:
-        passes.cond = passes.cond.to(device)
-
-    candidates = spec.is_masked(codes)
-    scales = [guidance_scale_at(guidance_scale, t, num_steps, guidance_annealing) for t in range(num_steps)]
-    with autocast(device, dtype):
+    passes = CachedGuidedModel(run.model, run.cond, guided=run.sampling.guidance_scale > 0)
+    candidates = spec.is_masked(run.codes)
+    kinds = own.reuse.kinds(own.num_steps)
+    with run.autocast():
         codes, trace, compute = recap_reveal(
-            passes, spec, codes, candidates, num_steps, schedule, scales, reuse.kinds(num_steps), temperature,
-            top_k, top_p, choice_temperature, choice_temperature_annealing, generator,
-        )  # fmt: skip
-    return DecodeResult(codes=codes, nfe=num_steps, trace=trace, compute=compute)
+            run, passes, run.codes, candidates, own.num_steps, own.schedule, run.guidance_scales(own.num_steps), kinds
+        )
+    return DecodeResult(codes=codes, nfe=own.num_steps, trace=trace, compute=compute)
 
 
 def recap_reveal(
+    run: MaskedRun,
     passes: CachedGuidedModel,
-    spec: TokenSpec,
     codes: torch.Tensor,
     candidates: torch.Tensor,
     num_steps: int,
     schedule: str | MaskSchedule,
     scales: list[float],
     kinds: tuple[bool, ...],
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    choice_temperature: float,
-    choice_temperature_annealing: str,
-    generator: torch.Generator | None,
     span: int = 1,
     first_step: int = 0,
 ) -> tuple[torch.Tensor, list, float]:
     """The ReCAP loop over the masked ``candidates`` [B, K, N] of ``codes`` (as ``iterative_reveal``,
     with ``kinds[t]`` True for a full step, False for a cheap one); returns (codes, trace, compute)."""
     b, k, n = codes.shape
-    device = codes.device
     plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T): masked after each step
     query_counts = _query_counts(candidates, plan, kinds)  # one host read, before the loop
     trace, compute, cache, chunk, num_queries = [], 0.0, None, None, 0
     for step in range(num_steps):
         scale = scales[step]
-        tau = choice_temperature_at(choice_temperature, step, num_steps, choice_temperature_annealing)
+        tau = run.choice_temperature(step, num_steps)
         if kinds[step]:
             logits, cache = passes.full(codes, scale)  # (B, K, N, V)
             if step == 0:
-                _check_logits(logits, codes, spec)
-            sampled, log_probs, confidence = sample_and_score(logits, temperature, top_k, top_p, tau, generator)
-            order = ranks(span_scores(confidence, candidates, span).flatten(1)).view_as(codes)
-            # The chunk: every token revealed from now until the next full step (this step's share first).
-            last = _last_cheap_step(kinds, step)
-            chunk = candidates & (order >= plan[:, last : last + 1, None])
-            queries, active, num_queries = n, candidates, query_counts[step]
+                check_logits(logits, codes, run.spec)
+            queries, active = n, candidates
         else:
             positions, valid = _chunk_positions(chunk, num_queries)  # (B, Q)
             where = positions[:, None, :].expand(b, k, -1)
-            logits = passes.cheap(codes.gather(2, where), positions, cache, scale)  # (B, K, Q, V)
-            sampled_q, log_probs_q, noised_q = sample_and_score(logits, temperature, top_k, top_p, tau, generator)
-            # Back onto the grid; padded (repeated) queries go to a spare column that is dropped.
-            slot = torch.where(valid, positions, n)[:, None, :].expand(b, k, -1)
-            sampled = torch.cat([codes, codes[..., :1]], -1).scatter(2, slot, sampled_q)[..., :n]
-            spare = torch.zeros(b, k, n + 1, device=device)
-            log_probs = spare.scatter(2, slot, log_probs_q)[..., :n]
-            confidence = spare.scatter(2, slot, noised_q)[..., :n]
-            active = candidates & chunk
-            order = ranks(span_scores(confidence, active, span).flatten(1)).view_as(codes)
-            queries = positions.shape[1]
+            logits_q = passes.cheap(codes.gather(2, where), positions, cache, scale)  # (B, K, Q, V)
+            # Onto the whole grid, so that every sample draws the same noise as at a full step,
+            # whatever the batch's largest chunk Q (a padded query repeats its first copy).
+            logits = logits_q.new_zeros(b, k, n, logits_q.shape[-1]).scatter(
+                2, where[..., None].expand(-1, -1, -1, logits_q.shape[-1]), logits_q
+            )
+            queries, active = positions.shape[1], candidates & chunk
+        sampled, log_probs, confidence = sample_and_score(logits, run.sampling, tau, run.generator)
+        order = ranks(span_scores(confidence, active, span).flatten(1)).view_as(codes)
+        if kinds[step]:
+            # The chunk: every token revealed from now until the next full step (this step's share first).
+            last = _last_cheap_step(kinds, step)
+            chunk = candidates & (order >= plan[:, last : last + 1, None])
+            num_queries = query_counts[step]
         # MaskGIT's rule: the plan[:, step] least confident candidates stay masked; masked tokens
         # outside the chunk are not ranked at a cheap step and all stay masked.
         outside = (candidates & ~active).flatten(1).sum(1)
@@ -187,9 +165,10 @@ def recap_reveal(
         codes = torch.where(revealed, sampled, codes)
         candidates = candidates & ~revealed
         compute += queries / n
-        record = _record(first_step + step, revealed, log_probs, scale, tau)
+        record = step_record(first_step + step, revealed, log_probs, scale, tau)
         record.full, record.queries = kinds[step], queries
         trace.append(record)
+        run.step_done(first_step + step, codes)
     return codes, trace, compute
 
 
@@ -234,3 +213,8 @@ def _chunk_positions(chunk: torch.Tensor, q: int | None) -> tuple[torch.Tensor, 
     order = (~flags).to(torch.uint8).argsort(dim=-1, stable=True)[:, :q]  # chunk positions first, ascending
     valid = torch.arange(q, device=chunk.device)[None] < counts[:, None]
     return torch.where(valid, order, order[:, :1]), valid
+
+
+RECAP = register(
+    Method("recap", recap_decode, RecapOptions, MASKED, "MaskGIT with ReCAP's cheap feature-reuse steps")
+)

@@ -1,28 +1,60 @@
-"""Token sampling shared by every decoder: temperature, top-k, top-p, Gumbel noise.
+"""Token sampling shared by every decoder: temperature, top-k, top-p, Gumbel noise, generators.
 
 Sampling uses the Gumbel-max trick (argmax of logits / T + Gumbel noise), which draws exactly
 from softmax(logits / T), needs no host sync and takes the caller's generator.
+
+``generator`` is one ``torch.Generator`` (drawing for the whole batch at once) or a list with
+one per sample (diffusers' convention): then row i of every draw comes from generator i alone,
+so a sample is the same whatever batch it is decoded in.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
 _TINY = 1e-20
 
-
-def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature >= 0:
-        raise ValueError(f"temperature={temperature}: expected a number >= 0 (0 = greedy)")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k={top_k!r}: expected None or an integer >= 1")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r}: expected None or a number in (0, 1]")
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
-def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def check_generator(generator: object, batch_size: int, device: torch.device) -> Generators:
+    """None, a torch.Generator, or a list/tuple of ``batch_size`` of them, on ``device``'s type."""
+    if generator is None:
+        return None
+    many = isinstance(generator, (list, tuple))
+    gens = list(generator) if many else [generator]
+    for g in gens:
+        if not isinstance(g, torch.Generator):
+            raise ValueError(
+                f"generator: expected None, a torch.Generator or a list of one per sample, got {type(g).__name__}"
+            )
+        if g.device.type != device.type:
+            raise ValueError(f"generator: on {g.device}, but decoding runs on {device}; create it there")
+    if many and len(gens) != batch_size:
+        raise ValueError(f"generator: a list of {len(gens)} generators for a batch of {batch_size} samples")
+    return gens if many else generator
+
+
+def select_generator(generator: Generators, rows) -> Generators:
+    """The generator(s) of the sample rows ``rows`` of a batch: a slice gives a list, an int
+    that sample's own generator (a single shared generator is returned as it is)."""
+    if isinstance(generator, list):
+        return generator[rows]
+    return generator
+
+
+def uniform(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
+    """U(0, 1) samples of ``shape``; with a list of generators, row i (dim 0) from generator i."""
+    if isinstance(generator, list):
+        return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in generator])
+    return torch.rand(shape, generator=generator, device=device)
+
+
+def gumbel_noise(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
     """Standard Gumbel samples -log(-log(u)), u ~ U(0, 1), drawn from ``generator``."""
-    u = torch.rand(shape, generator=generator, device=device)
+    u = uniform(shape, generator, device)
     neg_log_u = -torch.log(u.clamp_min(_TINY))
     return -torch.log(neg_log_u.clamp_min(_TINY))
 
@@ -47,7 +79,7 @@ def sample_tokens(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> torch.Tensor:
     """Draw one token per row of ``logits[..., V]`` -> LongTensor[...]; temperature 0 is argmax."""
     logits = filter_logits(logits.float(), top_k, top_p)

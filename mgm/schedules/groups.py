@@ -17,6 +17,7 @@ decoding reveals the groups in order, each by iterative parallel decoding over i
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -46,7 +47,9 @@ class GroupPlan:
 
     def __post_init__(self):
         object.__setattr__(self, "groups", tuple(tuple(int(k) for k in g) for g in self.groups))
-        object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in self.steps):
+            raise ValueError(f"steps={self.steps}: expected integer step counts, one per group")
+        object.__setattr__(self, "steps", tuple(self.steps))
         if not self.groups or any(len(g) == 0 for g in self.groups):
             raise ValueError(f"groups={self.groups}: expected one or more non-empty groups of codebook indices")
         flat = [k for g in self.groups for k in g]
@@ -57,8 +60,13 @@ class GroupPlan:
         if len(self.steps) != len(self.groups) or any(s < 1 for s in self.steps):
             raise ValueError(f"steps={self.steps}: expected {len(self.groups)} step counts >= 1, one per group")
         get_mask_schedule(self.schedule)
-        if self.span < 1:
-            raise ValueError(f"span={self.span}: expected an integer >= 1")
+        if isinstance(self.span, bool) or not isinstance(self.span, int) or self.span < 1:
+            raise ValueError(f"span={self.span!r}: expected an integer >= 1")
+        if self.guidance_low is not None and (
+            isinstance(self.guidance_low, bool) or not isinstance(self.guidance_low, (int, float))
+            or not 0 <= self.guidance_low < float("inf")
+        ):
+            raise ValueError(f"guidance_low={self.guidance_low!r}: expected None or a finite number >= 0")
 
     @property
     def num_codebooks(self) -> int:
@@ -82,30 +90,54 @@ class GroupPlan:
         return masks
 
 
-def soundstorm_plan(num_codebooks: int, first_steps: int = 16, other_steps: int = 1, **kw) -> GroupPlan:
-    return GroupPlan(
-        tuple((k,) for k in range(num_codebooks)), (first_steps,) + (other_steps,) * (num_codebooks - 1), **kw
-    )
+def _per_group(steps: int | tuple[int, ...] | list[int], num_groups: int) -> tuple[int, ...]:
+    """Steps per group: one int for every group, or a sequence (cut to the groups, or its last
+    value repeated for the groups past its end)."""
+    if isinstance(steps, int) and not isinstance(steps, bool):
+        return (steps,) * num_groups
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise ValueError(f"steps={steps!r}: expected an integer or a non-empty list of integers, one per group")
+    steps = tuple(steps)
+    return steps[:num_groups] + (steps[-1],) * max(0, num_groups - len(steps))
+
+
+def soundstorm_plan(num_codebooks: int, steps=(16, 1), schedule: str = "cosine") -> GroupPlan:
+    """One group per level: ``steps[0]`` steps for the coarsest, ``steps[-1]`` for the rest (greedy 1)."""
+    groups = tuple((k,) for k in range(num_codebooks))
+    return GroupPlan(groups, _per_group(steps, len(groups)), schedule=schedule)
 
 
 def magnet_plan(
-    num_codebooks: int, steps=(20, 10, 10, 10), span: int = 3, guidance_low: float | None = 1.0, **kw
-) -> GroupPlan:
-    steps = tuple(steps)[:num_codebooks] + (tuple(steps)[-1],) * max(0, num_codebooks - len(tuple(steps)))
-    return GroupPlan(tuple((k,) for k in range(num_codebooks)), steps, span=span, guidance_low=guidance_low, **kw)
+    num_codebooks: int, steps=(20, 10, 10, 10), span: int = 3, guidance_low: float | None = 1.0,
+    schedule: str = "cosine",
+) -> GroupPlan:  # fmt: skip
+    groups = tuple((k,) for k in range(num_codebooks))
+    return GroupPlan(groups, _per_group(steps, len(groups)), schedule=schedule, span=span, guidance_low=guidance_low)
 
 
-def gipd_plan(num_codebooks: int, group_size: int = 2, steps=(8, 4), **kw) -> GroupPlan:
+def gipd_plan(num_codebooks: int, steps=(8, 4), group_size: int = 2, schedule: str = "cosine") -> GroupPlan:
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size={group_size!r}: expected an integer >= 1")
     groups = tuple(tuple(range(s, min(s + group_size, num_codebooks))) for s in range(0, num_codebooks, group_size))
-    steps = tuple(steps)[: len(groups)] + (tuple(steps)[-1],) * max(0, len(groups) - len(tuple(steps)))
-    return GroupPlan(groups, steps, **kw)
+    return GroupPlan(groups, _per_group(steps, len(groups)), schedule=schedule)
 
 
-def joint_plan(num_codebooks: int, steps: int = 12, **kw) -> GroupPlan:
-    return GroupPlan((tuple(range(num_codebooks)),), (steps,), **kw)
+def joint_plan(num_codebooks: int, steps: int = 12, schedule: str = "cosine") -> GroupPlan:
+    return GroupPlan((tuple(range(num_codebooks)),), _per_group(steps, 1), schedule=schedule)
 
 
 GROUP_PLANS = {"soundstorm": soundstorm_plan, "magnet": magnet_plan, "gipd": gipd_plan, "joint": joint_plan}
+
+
+def plan_option_names(plan: str) -> tuple[str, ...]:
+    """The options the builder of the named plan takes (every builder calls its step counts ``steps``)."""
+    check_plan_name(plan)
+    return tuple(inspect.signature(GROUP_PLANS[plan]).parameters)[1:]
+
+
+def check_plan_name(plan: object) -> None:
+    if not isinstance(plan, str) or plan not in GROUP_PLANS:
+        raise ValueError(f"plan={plan!r} is not a known group plan; expected one of {sorted(GROUP_PLANS)}")
 
 
 def get_group_plan(plan: str | GroupPlan, num_codebooks: int, **options) -> GroupPlan:
@@ -114,8 +146,10 @@ def get_group_plan(plan: str | GroupPlan, num_codebooks: int, **options) -> Grou
         if options:
             raise ValueError(f"plan options {sorted(options)} only apply to a plan given by name")
         return plan.check(num_codebooks)
-    if plan not in GROUP_PLANS:
-        raise ValueError(f"plan={plan!r} is not a known group plan; expected one of {sorted(GROUP_PLANS)}")
+    accepted = plan_option_names(plan)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"plan {plan!r} got unknown option(s) {unknown}; it accepts {list(accepted)}")
     return GROUP_PLANS[plan](num_codebooks, **options).check(num_codebooks)
 
 

@@ -88,16 +88,15 @@ def test_bad_plan_fails_before_any_model_call(rvq_model):
 
 
 def test_group_plans_with_feature_reuse(rvq_model):
-    from mgm.schedules.reuse import ReusePlan
 
     plan = gipd_plan(4, steps=(6, 4))
     common = dict(batch_size=3, plan=plan, cond=Condition(labels=torch.tensor([0, 1, 2])), guidance_scale=2.0)
     ref = group_decode(rvq_model, rvq_model.spec, generator=torch.Generator().manual_seed(4), **common)
     same = group_decode(rvq_model, rvq_model.spec, generator=torch.Generator().manual_seed(4),
-                        reuse=ReusePlan(full_first=6), **common)  # fmt: skip
+                        full_first=6, **common)  # fmt: skip
     assert torch.equal(same.codes, ref.codes), "no cheap steps: the plain group decode"
     cheap = group_decode(rvq_model, rvq_model.spec, generator=torch.Generator().manual_seed(4),
-                         reuse=ReusePlan(full_first=1, cheap_per_full=2), **common)  # fmt: skip
+                         full_first=1, cheap_per_full=2, **common)  # fmt: skip
     rvq_model.spec.check_codes(cheap.codes)
     assert cheap.nfe == 10 and cheap.compute < 10
     revealed = torch.stack([s.revealed for s in cheap.trace]).sum(0)

@@ -1,0 +1,68 @@
+"""What decoders may read off a model, declared once.
+
+Any callable with the right signature can be decoded; these attributes are optional, and a
+decoder reads them only through ``model_traits`` (one place, no ``getattr`` probing elsewhere).
+A wrapper around a model (a progress counter, a compiled module) subclasses ``ModelWrapper``,
+which answers every declared attribute from the wrapped model.
+
+Masked model: ``model(codes[B, K, N], cond) -> logits[B, K, N, V]``, optionally with
+    spec (TokenSpec), num_classes (int), accepts(K, N) -> bool (shorter 1-D clips),
+    forward_cached / forward_partial (feature reuse).
+AR model: ``model(tokens[B, L], cond, cache=None) -> logits[B, L + 1, V]``, optionally with
+    vocab_size (int), max_length (int), num_classes (int).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from mgm.models.conditioning import Condition
+from mgm.tokens import TokenSpec
+
+MODEL_TRAITS = ("spec", "num_classes", "accepts", "vocab_size", "max_length", "forward_cached", "forward_partial")
+
+
+class MaskedModel(Protocol):
+    def __call__(self, codes: torch.Tensor, cond: Condition | None) -> torch.Tensor: ...
+
+
+class ARModel(Protocol):
+    def __call__(self, tokens: torch.Tensor, cond: Condition | None, cache=None) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ModelTraits:
+    """The optional attributes of a model (None where it does not declare one)."""
+
+    spec: TokenSpec | None = None
+    num_classes: int | None = None
+    accepts: Callable[[int, int], bool] | None = None
+    vocab_size: int | None = None
+    max_length: int | None = None
+    forward_cached: Callable | None = None
+    forward_partial: Callable | None = None
+
+
+def model_traits(model: object) -> ModelTraits:
+    """The declared attributes of ``model`` (the one place decoders look them up)."""
+    return ModelTraits(**{name: getattr(model, name, None) for name in MODEL_TRAITS})
+
+
+class ModelWrapper:
+    """Base of model wrappers: calls go to ``self.model``; declared attributes are the model's."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        # Only reached when normal lookup fails; forwards the declared traits and nothing else.
+        if name in MODEL_TRAITS:
+            return getattr(self.__dict__["model"], name, None)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
