@@ -41,16 +41,17 @@ def rotate(x: torch.Tensor, rotary: Rotary) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head attention; self-attention when ``context`` is None, cross-attention otherwise."""
+    """Multi-head attention; self-attention when ``context`` is None, cross-attention otherwise
+    (to a context already projected to ``dim``)."""
 
-    def __init__(self, dim: int, num_heads: int, context_dim: int | None = None, dropout: float = 0.0):
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.dropout = dropout
         self.to_q = nn.Linear(dim, dim)
-        self.to_kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.to_kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
     def keys_values(self, source: torch.Tensor, rotary: Rotary | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,12 +64,11 @@ class Attention(nn.Module):
         x: torch.Tensor,
         context: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
-        is_causal: bool = False,
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
         attn_mask: torch.Tensor | None = None,
         rotary: Rotary | None = None,
     ) -> torch.Tensor:
-        """x: [B, L, D]; context: [B, S, Dc] or None (= x); key_mask: BoolTensor[B, S], True = attend.
+        """x: [B, L, D]; context: [B, S, D] or None (= x); key_mask: BoolTensor[B, S], True = attend.
 
         ``keys_values``: precomputed (keys, values) [B, H, S, E] to attend to instead of projecting
         ``context`` / ``x`` (the feature-reuse and KV-cache paths; their keys already turned).
@@ -84,7 +84,7 @@ class Attention(nn.Module):
         if key_mask is not None:
             attn_mask = key_mask[:, None, None, :] if attn_mask is None else attn_mask & key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
         return self.proj(rearrange(out, "b h l e -> b l (h e)"))
 
@@ -120,14 +120,13 @@ class Block(nn.Module):
         x: torch.Tensor,
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
-        is_causal: bool = False,
         key_mask: torch.Tensor | None = None,
         rotary: Rotary | None = None,
     ) -> torch.Tensor:
         """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S];
         key_mask: BoolTensor[B, L], True = a real position (padding is not attended to);
         rotary: the rotary angles of x's rows, or None."""
-        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, is_causal=is_causal, rotary=rotary))
+        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, rotary=rotary))
         return self._cross_and_mlp(x, context, context_mask)
 
     def _cross_and_mlp(self, x, context, context_mask) -> torch.Tensor:
@@ -138,7 +137,7 @@ class Block(nn.Module):
     def forward_cached(
         self, x: torch.Tensor, context=None, context_mask=None, rotary: Rotary | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """As forward (no causal mask), also returning this block's self-attention (keys, values) [B, H, L, E]."""
+        """As forward, also returning this block's self-attention (keys, values) [B, H, L, E]."""
         h = self.norm1(x)
         kv = self.attn.keys_values(h, rotary)
         x = x + self.dropout(self.attn(h, keys_values=kv, rotary=rotary))

@@ -53,8 +53,8 @@ def check_captions(texts, name: str = "texts") -> list[str]:
     return texts
 
 
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """tokens [B, L, D], mask [B, L] -> the mean over real tokens [B, D]."""
+def mean_pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """tokens [B, L, D], mask [B, L] -> each sequence's mean over its real tokens [B, D] (0 if none)."""
     weights = mask.to(tokens.dtype)[..., None]
     return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
 
@@ -126,7 +126,7 @@ class WordTextEncoder(PretrainedMixin, nn.Module):
         for block in self.blocks:
             x = block(x, key_mask=mask)
         x = self.norm(x)
-        return TextEncoding(tokens=x, mask=mask, pooled=masked_mean(x, mask))
+        return TextEncoding(tokens=x, mask=mask, pooled=mean_pool(x, mask))
 
 
 class HFTextEncoder(nn.Module):
@@ -170,6 +170,4 @@ class HFTextEncoder(nn.Module):
         out = self.model(input_ids=ids, attention_mask=mask.long())
         tokens = out.last_hidden_state
         pooled = getattr(out, "pooler_output", None)
-        return TextEncoding(
-            tokens=tokens, mask=mask, pooled=pooled if pooled is not None else masked_mean(tokens, mask)
-        )
+        return TextEncoding(tokens=tokens, mask=mask, pooled=pooled if pooled is not None else mean_pool(tokens, mask))

@@ -176,11 +176,6 @@ class EncodecTokenizer(PretrainedMixin, nn.Module):
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, **config) -> EncodecTokenizer:
-        """A randomly initialised codec (EnCodec's SEANet + residual-VQ classes); see the class doc."""
-        return cls(**config)
-
-    @classmethod
     def small(cls, **overrides) -> EncodecTokenizer:
         """The small 8 kHz codec for the embedded data, the demo and tests (the constructor defaults):
         hop 8 * 5 * 4 = 160 samples -> 50 frames/s, 4 codebooks of 256 codes (1.6 kbps), no LSTM,

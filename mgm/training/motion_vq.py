@@ -40,8 +40,9 @@ from mgm.training.codebooks import perplexity
 from mgm.training.optim import adamw_with_warmup_cosine
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` [B, T, ...] over the positions where ``mask`` [B, T] is True (0 if none)."""
+def masked_scalar_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The scalar mean of every element of ``values`` [B, T, ...] at the positions where ``mask`` [B, T] is
+    True (0 if none): one number over the batch, not a mean per sequence."""
     weights = mask.to(values.dtype).view(*mask.shape, *([1] * (values.dim() - mask.dim())))
     per_position = values[0, 0].numel()
     return (values * weights).sum() / (weights.sum() * per_position).clamp_min(1)
@@ -141,11 +142,13 @@ class MotionVQTraining(L.LightningModule):
         real = frame_mask(lengths, features.shape[1])
         smooth_l1 = lambda a, b: F.smooth_l1_loss(a, b, reduction="none", beta=h.smooth_l1_beta)  # noqa: E731
         error = smooth_l1(recon, features)  # (B, T, D)
+        velocity_error = smooth_l1(recon.diff(dim=1), features.diff(dim=1))  # (B, T - 1, D)
+        commitment = (latents - quantized.detach()).pow(2).mean(2).transpose(1, 2)  # (B, N, K)
         terms = {
-            "reconstruction": masked_mean(error, real),
-            "position": masked_mean(error[..., RIC], real),
-            "velocity": masked_mean(smooth_l1(recon.diff(dim=1), features.diff(dim=1)), real[:, 1:] & real[:, :-1]),
-            "commitment": masked_mean((latents - quantized.detach()).pow(2).mean(2).transpose(1, 2), real_tokens),
+            "reconstruction": masked_scalar_mean(error, real),
+            "position": masked_scalar_mean(error[..., RIC], real),
+            "velocity": masked_scalar_mean(velocity_error, real[:, 1:] & real[:, :-1]),
+            "commitment": masked_scalar_mean(commitment, real_tokens),
             "codes": codes,
             "real_tokens": real_tokens,
             "restarted": restarted,

@@ -8,7 +8,9 @@ def test_shapes_are_deterministic_labelled_rgb():
     b, lb = make_shapes(50, 32, seed=3)
     c, _ = make_shapes(50, 32, seed=4)
     assert torch.equal(a, b) and torch.equal(la, lb) and not torch.equal(a, c)
-    assert a.shape == (50, 3, 32, 32) and a.min() >= 0 and a.max() <= 1
+    assert a.shape == (50, 3, 32, 32) and a.dtype == torch.float32
+    # make_shapes clamps to [0, 1], so a range check cannot fail; every image shows a shape instead.
+    assert a.flatten(1).std(1).min() > 0.05  # 0.13 measured
     assert len(CLASSES) == 10 and set(make_shapes(500, 32, 0)[1].tolist()) == set(range(10))
 
 

@@ -39,4 +39,6 @@ def test_shipped_tones_judge_classifies_held_out_clips():
     labels = torch.arange(64) % 8
     clips, _ = make_tones(64, 2.0, 8000, seed=2, labels=labels)  # the judge trained on seed 1
     predicted, features = classify(judge, clips)
-    assert (predicted == labels).float().mean() >= 0.95 and features.shape == (64, 64)
+    # Measured 64 / 64. At p = 1 the binomial SE is 0, so 4 SEs below is 1.0; one miss is allowed
+    # for a borderline clip on another BLAS build.
+    assert (predicted == labels).float().mean() >= 63 / 64 and features.shape == (64, 64)

@@ -24,8 +24,10 @@ def test_eval_motion_generates_with_the_shipped_pipeline(tmp_path):
     assert report["num_samples"] == 32 and report["nfe_per_sample"] == 4 and report["ms_per_sample_decoding"] > 0
     assert report["captions"] == "real Motions7 clips, seed 3"
     # The real clips the captions came from: the checker finds every action, retrieval far above chance.
-    assert scores["real_action_agreement"] == 1.0 and scores["real_r_precision_top3"] > 0.5
-    assert 0 <= scores["action_agreement"] <= 1 and scores["fid"] > 0 and scores["mm_dist"] > 0
+    # Thresholds are 4 binomial SEs, sqrt(p (1 - p) / 32), below the measured figures: real top-3
+    # 0.906 (SE 0.052), generated action agreement 0.938 (SE 0.043).
+    assert scores["real_action_agreement"] == 1.0 and scores["real_r_precision_top3"] >= 0.70
+    assert scores["action_agreement"] >= 0.76 and scores["fid"] > 0 and scores["mm_dist"] > 0
     [cached] = cache.iterdir()
     assert cached.name.startswith("motion_evaluator_") and cached.name.endswith("_embedded_64_seed2.npz")
 
@@ -46,7 +48,7 @@ def test_eval_motion_reads_a_folder_with_captions(tmp_path):
     scores = report["scores"]
     assert report["num_samples"] == 32 and "nfe_per_sample" not in report
     assert set(scores) == HUMANML3D_SCORES | {"action_agreement"} and scores["action_agreement"] == 1.0
-    assert scores["r_precision_top3"] > 0.5
+    assert scores["r_precision_top3"] >= 0.76  # measured 0.938 on 32: 4 SEs (0.043 each) below
     # Without captions.json: FID and diversity only.
     (folder / "captions.json").unlink()
     report = evaluate.main(["motion", "--samples", str(folder), *paths, "--overwrite"])
@@ -95,7 +97,8 @@ def test_scores_of_real_and_shuffled_clips():
         evaluation.score(shuffled, None, {"evaluator": real}),
     )
     assert right["fid"] == wrong["fid"] and right["diversity"] == wrong["diversity"]
-    assert right["r_precision_top1"] > 0.4 > 0.15 > wrong["r_precision_top1"]
+    # Measured top-1 0.586 on 128 queries: 4 SEs (sqrt(p (1 - p) / 128) = 0.044) below is 0.41.
+    assert right["r_precision_top1"] >= 0.41 and wrong["r_precision_top1"] < 0.15
     assert right["mm_dist"] < wrong["mm_dist"]
 
 

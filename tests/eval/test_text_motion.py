@@ -231,7 +231,9 @@ def test_shipped_evaluator_retrieves_held_out_captions(shipped):
     evaluator, _, motion, text = shipped
     assert evaluator.config["text_input"] == "captions" and evaluator.dim == 128
     top1, top2, top3 = r_precision(text, motion)  # batches of 32: chance is 1/32, 2/32, 3/32
-    assert top1 > 0.45 and top2 > 0.65 and top3 > 0.8, (top1, top2, top3)
+    # Measured 0.615 / 0.820 / 0.904 on these 512 queries; thresholds 4 binomial SEs below,
+    # SE = sqrt(p (1 - p) / 512) = 0.022 / 0.017 / 0.013.
+    assert top1 >= 0.52 and top2 >= 0.75 and top3 >= 0.85, (top1, top2, top3)
     # Shuffled captions: about chance.
     shuffled = r_precision(text[torch.randperm(len(text), generator=torch.Generator().manual_seed(0))], motion)
     assert shuffled[0] < 0.15

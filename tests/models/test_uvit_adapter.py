@@ -126,15 +126,16 @@ def test_maskgit_decode_with_guidance_changes_only_masked_positions(pipe, adapte
     editable = torch.zeros(SIDE * SIDE, dtype=torch.bool)
     editable[5:12] = True
     res = maskgit_decode(
-        adapter, adapter.spec, None, num_steps=4, cond=adapter.condition(hidden, pooled), guidance_scale=2.0,
+        adapter, adapter.spec, num_steps=4, cond=adapter.condition(hidden, pooled), guidance_scale=2.0,
         init_codes=init, editable=editable, generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     assert res.nfe == 4 and res.codes.shape == init.shape
     assert torch.equal(res.codes[..., ~editable], init[..., ~editable])
     assert bool((res.codes < CODEBOOK).all())
-    assert [int(r.revealed.sum()) for r in res.trace] and sum(int(r.revealed[0]) for r in res.trace) == 7
+    revealed = sum(r.revealed for r in res.trace)  # LongTensor[B]: each sample reveals its 7 editable positions
+    assert len(res.trace) == 4 and torch.equal(revealed, torch.tensor([7, 7])), revealed
     again = maskgit_decode(
-        adapter, adapter.spec, None, num_steps=4, cond=adapter.condition(hidden, pooled), guidance_scale=2.0,
+        adapter, adapter.spec, num_steps=4, cond=adapter.condition(hidden, pooled), guidance_scale=2.0,
         init_codes=init, editable=editable, generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     assert torch.equal(again.codes, res.codes)

@@ -3,8 +3,9 @@ import torch
 
 from mgm.data.motion_features import FEATURE_DIM, FOOT_CONTACTS, LOCAL_VELOCITY, RIC, recover_joints
 from mgm.data.skeleton import JOINT_INDEX
-from mgm.tokenizers import MotionVQ, Tokenizer
+from mgm.tokenizers import MotionVQ
 from mgm.tokenizers.motion_vq import LOWER_JOINTS, PART_DIMS, UPPER_JOINTS, EMACodebook
+from tests.tokenizers.contract import check_tokenizer_contract
 
 
 @pytest.fixture
@@ -30,8 +31,8 @@ def test_part_dims_partition_the_features():
 
 
 def test_shapes_and_spec(tiny):
-    assert isinstance(tiny, Tokenizer) and tiny.downsample == 4
-    assert tiny.spec.codebook_sizes == (16, 16) and tiny.spec.shape == (8,)
+    assert tiny.downsample == 4 and tiny.spec.codebook_sizes == (16, 16) and tiny.spec.shape == (8,)
+    check_tokenizer_contract(tiny, features(frames=32), extent=(32,))
     codes = tiny.encode(features(frames=34))  # the last 34 % 4 = 2 frames are dropped
     assert codes.shape == (2, 2, 8) and codes.dtype == torch.long
     tiny.spec_for_frames(34).check_codes(codes)

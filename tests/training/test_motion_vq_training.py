@@ -11,7 +11,7 @@ from mgm.data.motions import make_motions
 from mgm.tokenizers import MotionVQ
 from mgm.training.codebooks import perplexity
 from mgm.training.motion_data import HumanML3DDataModule, Motions7DataModule, RandomCrops
-from mgm.training.motion_vq import MotionVQTraining, masked_mean, mpjpe_mm
+from mgm.training.motion_vq import MotionVQTraining, masked_scalar_mean, mpjpe_mm
 from tests.conftest import quiet_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_masked_loss_ignores_padding(tiny):
     expected = torch.cat([error[0], error[1, :8]]).mean()
     assert torch.allclose(terms["reconstruction"], expected)
     assert torch.allclose(terms["position"], torch.cat([error[0, :, RIC], error[1, :8, RIC]]).mean())
-    assert masked_mean(torch.ones(2, 3, 4), torch.zeros(2, 3, dtype=torch.bool)) == 0
+    assert masked_scalar_mean(torch.ones(2, 3, 4), torch.zeros(2, 3, dtype=torch.bool)) == 0
 
 
 def test_perplexity_and_mpjpe(tiny):
