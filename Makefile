@@ -65,14 +65,14 @@ pretrained-audio: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
-	$(PY) benchmarks/decode_speed.py --out benchmarks/results/decode_speed.json --markdown benchmarks/results/decode_speed.md
-	for p in image audio motion; do $(PY) benchmarks/decode_speed.py --pipeline $$p --out benchmarks/results/decode_speed_$$p.json --markdown benchmarks/results/decode_speed_$$p.md; done
-	$(PY) benchmarks/image_quality.py --num 512 --num-steps 12 24 --guidance-scale 0 3 --out benchmarks/results/image_quality.json
-	$(PY) benchmarks/recap_speed.py --out benchmarks/results/recap_speed.json --markdown benchmarks/results/recap_speed.md
-	$(PY) benchmarks/recap_speed.py --modality audio --num 256 --out benchmarks/results/recap_speed_audio.json --markdown benchmarks/results/recap_speed_audio.md
-	$(PY) benchmarks/audio_quality.py --out benchmarks/results/audio_quality.json
-	$(PY) benchmarks/sjd_speed.py --num 256 --repeats 9 --out benchmarks/results/sjd_speed.json --markdown benchmarks/results/sjd_speed.md
-	$(PY) benchmarks/motion_quality.py --num 256 --out benchmarks/results/motion_quality.json
+	$(PY) -m benchmarks.decode_speed --out benchmarks/results/decode_speed.json --markdown benchmarks/results/decode_speed.md
+	for p in image audio motion; do $(PY) -m benchmarks.decode_speed --pipeline $$p --out benchmarks/results/decode_speed_$$p.json --markdown benchmarks/results/decode_speed_$$p.md; done
+	$(PY) -m benchmarks.image_quality --num 512 --num-steps 12 24 --guidance-scale 0 3 --out benchmarks/results/image_quality.json
+	$(PY) -m benchmarks.recap_speed --out benchmarks/results/recap_speed.json --markdown benchmarks/results/recap_speed.md
+	$(PY) -m benchmarks.recap_speed --modality audio --num 256 --out benchmarks/results/recap_speed_audio.json --markdown benchmarks/results/recap_speed_audio.md
+	$(PY) -m benchmarks.audio_quality --out benchmarks/results/audio_quality.json
+	$(PY) -m benchmarks.sjd_speed --num 256 --repeats 9 --out benchmarks/results/sjd_speed.json --markdown benchmarks/results/sjd_speed.md
+	$(PY) -m benchmarks.motion_quality --num 256 --out benchmarks/results/motion_quality.json
 
 # The GPU tables of BENCHMARKS.md (needs a CUDA device and the bench extra).
 bench-gpu: $(STAMP)

@@ -1,6 +1,6 @@
 """Decoding speed against the peers, side by side in one run, on the same shapes.
 
-    .venv/bin/python benchmarks/decode_speed.py [--shape small|amused-256|tiny | --pipeline image|audio|motion]
+    .venv/bin/python -m benchmarks.decode_speed [--shape small|amused-256|tiny | --pipeline image|audio|motion]
         [--device cpu|cuda] [--dtype float32|bfloat16] [--cast] [--repeats 5] [--methods mgm muse amused]
         [--batch-sizes 1 16] [--compile] [--match TEXT...] [--out FILE.json] [--markdown FILE.md]
 
@@ -8,7 +8,7 @@
 diffusers user's ``torch_dtype``). A method that fails is reported; muse's reduced-precision path
 fails, and then its rows are measured on a float32 copy of the same weights (the row says so).
 
-Methods (benchmarks/peers.py builds them, randomly initialised, at one shape):
+Methods (benchmarks/peers.py gathers them, randomly initialised, at one shape of benchmarks/shapes.py):
 - mgm ``maskgit_decode`` and ``recap_decode`` on ``MaskedTransformer`` against muse-maskgit-pytorch's
   ``MaskGit.generate`` at the same width, depth, heads, MLP width, sequence length, vocabulary and
   steps, without and with classifier-free guidance;
@@ -31,26 +31,26 @@ import statistics
 import sys
 from pathlib import Path
 
+if not __package__:  # run as a file (python benchmarks/decode_speed.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.amused_peer import AMUSED_ROW
+from benchmarks.machine import check_run_args, machine_name
+from benchmarks.mgm_methods import ADAPTER_ROW, MASKGIT_ROW, RECAP_ROW
+from benchmarks.muse_peer import MUSE_ROW
+from benchmarks.peers import FAMILIES, all_methods, quiet_peers
+from benchmarks.shapes import SHAPES
+from benchmarks.shipped import PIPELINES, describe, pipeline_methods
+from benchmarks.timed import TimedMethod
+from benchmarks.timing import PeakMemory, spread, time_runs, write_report
 
-from peers import SHAPES, Method, all_methods, check_run_args, machine_name, quiet_peers  # noqa: E402
-from shipped import PIPELINES, describe, pipeline_methods  # noqa: E402
-from timing import PeakMemory, spread, time_runs, write_report  # noqa: E402
-
-FAMILIES = ("mgm", "muse", "amused")
 # Each mgm row is compared with the peer that runs the same model at the same batch and guidance.
-PEER_OF = {
-    "mgm maskgit_decode · MaskedTransformer": "muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer",
-    "mgm recap_decode (2 full, then 1 cheap per full) · MaskedTransformer": (
-        "muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer"
-    ),
-    "mgm maskgit_decode · UVit2DAdapter(UVit2DModel)": "diffusers AmusedPipeline · UVit2DModel",
-}
+PEER_OF = {MASKGIT_ROW: MUSE_ROW, RECAP_ROW: MUSE_ROW, ADAPTER_ROW: AMUSED_ROW}
 
 
-def measure(method: Method, batch: int, repeats: int, device: torch.device, vocab: int, mach: str) -> dict:
+def measure(method: TimedMethod, batch: int, repeats: int, device: torch.device, vocab: int, mach: str) -> dict:
     codes = method.run(batch)  # the warm-up run, whose output is checked
     valid = bool(codes.shape == (batch, codes.shape[1]) and ((codes >= 0) & (codes < vocab)).all())
     memory = PeakMemory(device)
@@ -80,7 +80,7 @@ def measure(method: Method, batch: int, repeats: int, device: torch.device, voca
     }
 
 
-def measure_method(method: Method, batch_sizes: list[int], args, device, vocab: int, mach: str) -> list[dict]:
+def measure_method(method: TimedMethod, batch_sizes: list[int], args, device, vocab: int, mach: str) -> list[dict]:
     """One row per batch size; the FLOP count and throughput of one step at the largest."""
     rows = [measure(method, b, args.repeats, device, vocab, mach) for b in batch_sizes]
     if not args.no_flops:
@@ -88,7 +88,7 @@ def measure_method(method: Method, batch_sizes: list[int], args, device, vocab: 
     return rows
 
 
-def step_throughput(method: Method, batch: int, repeats: int) -> dict:
+def step_throughput(method: TimedMethod, batch: int, repeats: int) -> dict:
     """FLOPs of one decoding step's model work at ``batch`` and its achieved TFLOP/s."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -198,7 +198,7 @@ def add_speedups(rows: list[dict]) -> None:
         row["peer"] = None if peer is None else peer["method"]
 
 
-def reveal_checks(methods: list[Method]) -> list[dict]:
+def reveal_checks(methods: list[TimedMethod]) -> list[dict]:
     """The distribution-family check of an mgm method against its peer on the same model: both
     decode only masked tokens, and reveal as many tokens at each step (one batch-1 decode each)."""
     by_key = {(m.name, m.guided): m for m in methods}
@@ -220,8 +220,8 @@ def markdown_table(report: dict) -> str:
     if report["shape"].startswith("pipeline"):
         described = (
             f"Shipped {report['shape']} ({shape['spec']}, {shape['parameters_m']:.1f}M parameters), its own "
-            f"settings ({shape['method']}{' ' + shape['plan'] if shape['plan'] else ''}, {shape['num_steps']} "
-            f"steps, guidance scale {shape['guidance_scale']:g}, i.e. g = {1 + shape['guidance_scale']:g} below)"
+            f"settings ({shape['method']}{' ' + shape['plan'] if shape['plan'] else ''}, {shape['passes']} "
+            f"passes, guidance scale {shape['guidance_scale']:g}, i.e. g = {1 + shape['guidance_scale']:g} below)"
         )
     else:
         described = (

@@ -2,7 +2,9 @@
 # The GPU measurements of BENCHMARKS.md ("on a GPU") in one call, each stage under its own time limit,
 # every result file written as it grows. Results and one log go to $OUT (default benchmarks/results/gpu).
 # On the lent device machine the wheels it lacks come first (../shared/tools/device-wheels, carried as .whl).
+# The scripts run as modules of the `benchmarks` package (python -m benchmarks.X) from the repo root.
 set -u
+cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-benchmarks/results/gpu}
 mkdir -p "$out"
 log=$out/gpu_log.txt
@@ -19,9 +21,9 @@ stage() {  # stage SECONDS NAME COMMAND...: run with a limit, log it, go on what
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv >>"$log" 2>&1
 $py -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" >>"$log" 2>&1
 stage 60 "GPU tests" $py -m pytest -q -m gpu -p no:cacheprovider tests/decoding/test_speed.py
-stage 230 "peers, eager" $py benchmarks/decode_speed.py --device cuda --dtype bfloat16 --cast --batch-sizes 1 32 \
+stage 230 "peers, eager" $py -m benchmarks.decode_speed --device cuda --dtype bfloat16 --cast --batch-sizes 1 32 \
     --repeats 5 --out "$out/decode_speed_cuda.json"
-stage 120 "step vs graph" $py benchmarks/gpu_step.py --compile --out "$out/gpu_step.json"
-stage 150 "mgm, compile=True" $py benchmarks/decode_speed.py --device cuda --dtype bfloat16 --cast --compile \
+stage 120 "step vs graph" $py -m benchmarks.gpu_step --compile --out "$out/gpu_step.json"
+stage 150 "mgm, compile=True" $py -m benchmarks.decode_speed --device cuda --dtype bfloat16 --cast --compile \
     --methods mgm --match maskgit_decode --batch-sizes 1 32 --repeats 5 --out "$out/decode_speed_cuda_compile.json"
 grep -E "^=== |FAILED|passed|failed|Error" "$log" | tail -40

@@ -1,9 +1,9 @@
 """One decoding step against the bare forward, and the forward's throughput against the matmul peak.
 
-    python benchmarks/gpu_step.py [--shape amused-256] [--device cuda] [--dtype bfloat16] [--repeats 20]
+    python -m benchmarks.gpu_step [--shape amused-256] [--device cuda] [--dtype bfloat16] [--repeats 20]
         [--compile] [--out FILE.json] [--markdown FILE.md]
 
-On mgm's ``MaskedTransformer`` at one shape of ``benchmarks/peers.py`` (random weights stored in
+On mgm's ``MaskedTransformer`` at one shape of ``benchmarks/shapes.py`` (random weights stored in
 ``--dtype``, prompt context precomputed), medians over ``--repeats``:
 
 - the bare forward at batch 1 (and its guided pair of rows): eager, and on a GPU as the replay of a
@@ -23,15 +23,17 @@ import statistics
 import sys
 from pathlib import Path
 
+if not __package__:  # run as a file (python benchmarks/gpu_step.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from peers import SHAPES, build_masked_transformer, check_run_args, machine_name, prompt_context  # noqa: E402
-from timing import time_runs, write_report  # noqa: E402
-
-from mgm.decoding import maskgit_decode  # noqa: E402
-from mgm.models import Condition  # noqa: E402
+from benchmarks.machine import check_run_args, machine_name
+from benchmarks.mgm_methods import build_masked_transformer
+from benchmarks.shapes import SHAPES, prompt_context
+from benchmarks.timing import time_runs, write_report
+from mgm.decoding import maskgit_decode
+from mgm.models import Condition
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:

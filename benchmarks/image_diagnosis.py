@@ -1,7 +1,7 @@
 """Why the shipped masked Shapes10 model scores low: its conditionals against the AR model's, and
 how stable the tokenizer's codes are.
 
-    .venv/bin/python benchmarks/image_diagnosis.py [--num 512] [--exact 16] [--out FILE]
+    .venv/bin/python -m benchmarks.image_diagnosis [--num 512] [--exact 16] [--out FILE]
 
 On real held-out codes (the last --num of the pre-tokenized Shapes10 cache is not used here: codes
 come from fresh Shapes10 images, seed 2, through the shipped tokenizer):
@@ -18,11 +18,16 @@ come from fresh Shapes10 images, seed 2, through the shipped tokenizer):
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a file (python benchmarks/image_diagnosis.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
-from timing import write_report
 
+from benchmarks.timing import write_report
 from mgm.data.shapes import make_shapes
 from mgm.models import Condition
 from mgm.pipelines import ARImagePipeline, ImagePipeline

@@ -1,6 +1,6 @@
 """Conditional accuracy and diversity of an ImagePipeline on Shapes10, against real held-out images.
 
-    .venv/bin/python benchmarks/image_quality.py [--model DIR] [--num 512] [--num-steps 12] [--out FILE]
+    .venv/bin/python -m benchmarks.image_quality [--model DIR] [--num 512] [--num-steps 12] [--out FILE]
 
 Prints a JSON report (and writes it to --out). Real reference: Shapes10 images from seed 2, which
 neither the tokenizer/transformer (seed 0) nor the classifier (seed 1) saw.
@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
+
+if not __package__:  # run as a file (python benchmarks/image_quality.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from timing import write_report
 
+from benchmarks.timing import write_report
 from mgm.data.shapes import make_shapes
 from mgm.eval import ImageClassifier, image_quality
 from mgm.pipelines import ImagePipeline
@@ -58,7 +63,7 @@ def main() -> dict:
             row = {
                 "num_steps": steps,
                 "guidance_scale": scale,
-                "temperature": pipe.settings.temperature,
+                "temperature": pipe.settings.resolved()["temperature"],
                 **image_quality(classifier, images, labels),
                 "ms_per_image": 1000 * seconds / args.num,
             }

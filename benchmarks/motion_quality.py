@@ -1,6 +1,6 @@
 """Action agreement of a MotionPipeline's motions on Motions7 (by the exact checker), editing checks.
 
-    .venv/bin/python benchmarks/motion_quality.py [--model DIR] [--num 256] [--out FILE]
+    .venv/bin/python -m benchmarks.motion_quality [--model DIR] [--num 256] [--out FILE]
 
 Captions and lengths come from real held-out Motions7 clips (--data-seed, default 3: the tokenizer
 and transformer saw seed 0, and the decode defaults were chosen on seed 2): each generated clip
@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
+
+if not __package__:  # run as a file (python benchmarks/motion_quality.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from timing import write_report
 
+from benchmarks.timing import write_report
 from mgm.data.motion_features import FPS, recover_joints
 from mgm.data.motions import CLASSES, classify_direction, classify_motion, make_motions
 from mgm.pipelines.motion import DEFAULT_MOTION_PIPELINE, MotionPipeline
@@ -66,7 +71,7 @@ def main() -> dict:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "num": args.num,
         "data_seed": args.data_seed,
-        "settings": {k: v for k, v in vars(pipe.settings).items()},
+        "settings": {"method": pipe.settings.method, **pipe.settings.resolved()},
         "real": agreement(clips.features, clips.lengths, clips),
     }
     through = torch.zeros_like(clips.features)
@@ -78,7 +83,7 @@ def main() -> dict:
         real = clips.features[rows, :frames]
         through[rows, :frames] = pipe.features(pipe.encode(real))
         captions = [clips.captions[i] for i in rows.tolist()]
-        generated[rows, :frames] = pipe.generate(captions, seconds=frames / FPS, seed=args.seed + n)
+        generated[rows, :frames] = pipe.generate(texts=captions, seconds=frames / FPS, seed=args.seed + n)
     elapsed = time.perf_counter() - start
     decoded_lengths = tokens * pipe.tokenizer.downsample
     report["real_through_tokenizer"] = agreement(through, decoded_lengths, clips)
@@ -90,7 +95,7 @@ def main() -> dict:
     frames = 4 * FPS
     real = clips.features[long, :frames]
     given = pipe.encode(real)
-    result = pipe.inbetween_codes(real, 1.0, 1.0, [clips.captions[i] for i in long.tolist()], seed=args.seed)
+    result = pipe.inbetween_codes(real, 1.0, 1.0, texts=[clips.captions[i] for i in long.tolist()], seed=args.seed)
     kept = 1 * FPS // pipe.tokenizer.downsample
     identical = torch.equal(result.codes[..., :kept], given[..., :kept]) and torch.equal(
         result.codes[..., -kept:], given[..., -kept:]

@@ -1,4 +1,4 @@
-"""The decoding methods of a shipped pipeline, as ``peers.Method`` rows for benchmarks/decode_speed.py.
+"""The decoding methods of a shipped pipeline, as ``TimedMethod`` rows for benchmarks/decode_speed.py.
 
 ``pipeline_methods("image" | "audio" | "motion", ...)`` loads the pipeline shipped in the package
 and times its own token loop (``MaskedPipeline.decode_codes``, no tokenizer decode) with its own
@@ -9,9 +9,12 @@ Conditions cycle through the classes; a text-conditioned pipeline gets one capti
 from __future__ import annotations
 
 import torch
-from peers import Method, autocast, precision
 
+from benchmarks.timed import TimedMethod, autocast, precision
+from mgm.decoding.maskgit import MASKGIT
+from mgm.decoding.recap import RECAP
 from mgm.models import Condition
+from mgm.pipelines.settings import CallOptions, DecodeSettings
 
 PIPELINES = ("image", "audio", "motion")
 DEFAULT_CAPTION = "a person walks forward"  # only read by text-conditioned pipelines (motion)
@@ -26,22 +29,31 @@ def load_pipeline(name: str, device):
     return classes[name].default(device)
 
 
+def passes_per_decode(settings: DecodeSettings, num_codebooks: int) -> int:
+    """The model passes one decode with ``settings`` runs: a group plan's steps over all its groups,
+    else the method's ``num_steps``."""
+    own = settings.entry.parse(settings.options)[2]
+    return own.group_plan(num_codebooks).nfe if hasattr(own, "group_plan") else own.num_steps
+
+
 def describe(pipe) -> dict:
     s = pipe.settings
+    options = s.resolved()
     return {
         "spec": repr(pipe.spec),
         "parameters_m": sum(p.numel() for p in pipe.transformer.parameters()) / 1e6,
         "method": s.method,
-        "plan": s.plan,
-        "num_steps": s.num_steps,
-        "guidance_scale": s.guidance_scale,
-        "temperature": s.temperature,
+        "plan": options.get("plan"),
+        "passes": passes_per_decode(s, pipe.spec.num_codebooks),
+        "guidance_scale": options["guidance_scale"],
+        "temperature": options["temperature"],
+        "settings": s.to_config(),
     }
 
 
 def pipeline_methods(
     name: str, device, dtype: torch.dtype, compile: bool, cast: bool = False, caption: str = DEFAULT_CAPTION
-) -> tuple[list[Method], object]:
+) -> tuple[list[TimedMethod], object]:
     """(methods, the pipeline). Guidance is reported in aMUSEd's convention: g = 1 + the pipeline's scale."""
     pipe = load_pipeline(name, device)
     if cast:
@@ -49,20 +61,22 @@ def pipeline_methods(
     loop_dtype, dtype_name = precision(dtype, cast)
     base = pipe.settings.update(dtype=None if loop_dtype == torch.float32 else str(loop_dtype).removeprefix("torch."))
     variants = [base.update(compile=compile)]
-    if base.method == "maskgit":
-        variants.append(base.update(method="recap"))  # ReCAP refuses compile
+    if base.method == MASKGIT.name:
+        variants.append(base.update(method=RECAP.name))  # ReCAP refuses compile
     text = getattr(pipe, "text_encoder", None) is not None
     methods = []
     for settings in variants:
-        for scale in (0.0, pipe.settings.guidance_scale):
+        for scale in (0.0, pipe.settings.resolved()["guidance_scale"]):
             methods.append(_pipeline_method(pipe, name, settings.update(guidance_scale=scale), device, text, caption))
     for m in methods:
         m.dtype = dtype_name
     return methods, pipe
 
 
-def _pipeline_method(pipe, name, settings, device, text: bool, caption: str) -> Method:
-    scale = settings.guidance_scale
+def _pipeline_method(pipe, name, settings: DecodeSettings, device, text: bool, caption: str) -> TimedMethod:
+    options = settings.resolved()
+    scale = options["guidance_scale"]
+    passes = passes_per_decode(settings, pipe.spec.num_codebooks)
     last = {}
 
     conditions: dict[int, Condition | None] = {}
@@ -78,7 +92,8 @@ def _pipeline_method(pipe, name, settings, device, text: bool, caption: str) -> 
         return conditions[batch]
 
     def run(batch: int) -> torch.Tensor:
-        res = pipe.decode_codes(batch, None, settings, seed=0, batch_size=batch, condition=condition(batch))
+        call = CallOptions(seed=0, batch_size=batch)
+        res = pipe.decode_codes(batch, call, settings, condition=condition(batch))
         last["nfe"], last["compute"] = res.nfe, res.compute
         return res.codes.flatten(1)
 
@@ -87,20 +102,20 @@ def _pipeline_method(pipe, name, settings, device, text: bool, caption: str) -> 
         cond = None if cond is None else cond.to(device)
         if scale > 0 and cond is not None:
             codes, cond = torch.cat([codes, codes]), Condition.cat([cond, cond.null()])
-        with torch.inference_mode(), autocast(device, getattr(torch, settings.dtype or "float32")):
+        with torch.inference_mode(), autocast(device, getattr(torch, options.get("dtype") or "float32")):
             return pipe.transformer(codes, cond)
 
-    method = settings.method + (f" {settings.plan}" if settings.plan else "")
+    method = settings.method + (f" {options['plan']}" if options.get("plan") else "")
     guided = scale > 0
-    return Method(
+    return TimedMethod(
         name=f"mgm {name} pipeline · {method}",
         family="mgm",
         guided=guided,
         guidance=1.0 + scale,
         run=run,
         step=step,
-        nfe=lambda b: float(last.get("nfe", settings.nfe(pipe.spec.num_codebooks))),
-        full_passes=lambda b: float(last.get("compute", settings.nfe(pipe.spec.num_codebooks))) * (2 if guided else 1),
+        nfe=lambda b: float(last.get("nfe", passes)),
+        full_passes=lambda b: float(last.get("compute", passes)) * (2 if guided else 1),
         timed="MaskedPipeline.decode_codes (token loop; no tokenizer decode)",
         settings={"decode_settings": repr(settings), "caption": caption if text else None},
     )

@@ -1,12 +1,12 @@
 """AR sampling against Speculative Jacobi Decoding (and the masked pipeline's MaskGIT) in one process.
 
-    .venv/bin/python benchmarks/sjd_speed.py [--model AR_PIPELINE_DIR] [--masked DIR] [--num 256] [--out FILE]
-        [--markdown FILE]
+    .venv/bin/python -m benchmarks.sjd_speed [--model AR_PIPELINE_DIR] [--masked DIR] [--num 256] [--repeats 5]
+        [--match TEXT...] [--out FILE] [--markdown FILE]
 
 Per method: forward passes per image (step compression against AR), wall time per image at
-batch 1 (median of --repeats) and for a batch of 16, and quality (Shapes10 classifier accuracy and
-Frechet distance to real held-out images). SJD is lossless, so its quality must match AR's
-within sampling noise.
+batch 1 (median of --repeats) and for a batch of 16, and quality (``mgm.eval``'s ImageEvaluation:
+the Shapes10 classifier's accuracy and the Frechet distance on its features to real held-out
+images). SJD is lossless, so its quality must match AR's within sampling noise.
 """
 
 from __future__ import annotations
@@ -14,64 +14,78 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a file (python benchmarks/sjd_speed.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from timing import median_ms, write_report
 
-from mgm.data.shapes import make_shapes
-from mgm.eval import ImageClassifier, feature_statistics, frechet_distance
-from mgm.eval.image_quality import classify
+from benchmarks.timing import median_ms, write_report
+from mgm.decoding.ar import AR_METHOD
+from mgm.decoding.jacobi import SJD
+from mgm.eval.suite import ImageEvaluation, batched_statistics
 from mgm.pipelines import ARImagePipeline, ImagePipeline
 from mgm.pipelines.ar_image import DEFAULT_AR_PIPELINE
 from mgm.pipelines.image import DEFAULT_IMAGE_PIPELINE
 
 DEFAULT_CLASSIFIER = DEFAULT_IMAGE_PIPELINE.parent / "shapes_classifier"
+REAL_SEED = 2  # held-out real images: the tokenizer and transformers saw seed 0, the classifier seed 1
+BASELINE = AR_METHOD.name
 METHODS = {
-    "ar": dict(method="ar"),
+    BASELINE: {"method": AR_METHOD.name},
     **{
-        f"sjd window {w}, {init}": dict(method="sjd", window=w, init=init)
+        f"{SJD.name} window {w}, {init}": {"method": SJD.name, "window": w, "init": init}
         for w in (4, 8, 16)
         for init in ("random", "prev", "above")
     },
 }
 
 
+def selected(methods: dict, baseline: str, match: list[str] | None) -> dict:
+    """The methods whose name contains one of ``match`` (all when None), and always the baseline."""
+    return {n: d for n, d in methods.items() if n == baseline or not match or any(t in n for t in match)}
+
+
+def passes_per_image(result) -> float:
+    """AR: one pass per token for the whole batch; SJD: the mean of each sample's own passes."""
+    return float(result.passes_per_sample().double().mean())
+
+
 def main() -> dict:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_AR_PIPELINE), help="an ARImagePipeline folder")
     parser.add_argument("--masked", default=str(DEFAULT_IMAGE_PIPELINE), help="a masked ImagePipeline to compare")
     parser.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     parser.add_argument("--num", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--match", nargs="+", help="only the methods named with one of these (and the baseline)")
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
     pipe = ARImagePipeline.from_pretrained(args.model)
-    classifier = ImageClassifier.from_pretrained(args.classifier)
-    labels = torch.arange(args.num) % pipe.num_classes
-    real, _ = make_shapes(args.num, pipe.image_size, seed=2, labels=labels)
-    real_stats = feature_statistics(classify(classifier, real)[1])
+    evaluation = ImageEvaluation(args.classifier, image_size=pipe.image_size)
+    real, labels = evaluation.real_samples(args.num, REAL_SEED)
+    if pipe.num_classes != len(evaluation.classes):
+        raise ValueError(f"the pipeline has {pipe.num_classes} classes; the judge {len(evaluation.classes)}")
+    reference = {"judge": batched_statistics(evaluation.extractors["judge"][0], real)}
+    settings = pipe.settings.resolved()
     report = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-              "num": args.num, "settings": {"temperature": pipe.settings.temperature,
-              "guidance_scale": pipe.settings.guidance_scale, "top_k": pipe.settings.top_k}, "methods": {}}  # fmt: skip
+              "num": args.num, "settings": {"temperature": settings["temperature"],
+              "guidance_scale": settings["guidance_scale"], "top_k": settings["top_k"]}, "methods": {}}  # fmt: skip
 
     def quality(codes_to_images, result):
-        preds, features = classify(classifier, codes_to_images(result.codes))
-        return {
-            "accuracy": float((preds == labels).float().mean()),
-            "frechet_distance": frechet_distance(*feature_statistics(features), *real_stats),
-        }
+        scores = evaluation.score(codes_to_images(result.codes), labels, reference)
+        return {"accuracy": scores["judge_accuracy"], "frechet_distance": scores["frechet_judge"]}
 
-    for name, decode in METHODS.items():
+    for name, decode in selected(METHODS, BASELINE, args.match).items():
         one = median_ms(lambda d=decode: pipe.generate_codes(1, labels=[3], seed=1, **d), args.repeats)
         sixteen = median_ms(lambda d=decode: pipe.generate_codes(16, seed=1, **d), 1) / 16
         result = pipe.generate_codes(args.num, labels=labels, seed=0, batch_size=args.num, **decode)
-        # AR: one pass per token for the whole batch; SJD: each sample's own passes (trace).
-        passes = statistics.mean(r.nfe for r in result.trace) if result.trace else result.nfe
-        row = {"nfe_per_image": passes, "ms_per_image_batch1": one, "ms_per_image_batch16": sixteen}
+        row = {"nfe_per_image": passes_per_image(result), "ms_per_image_batch1": one, "ms_per_image_batch16": sixteen}
         row.update(quality(pipe.tokenizer.decode, result))
         report["methods"][name] = row
         print(name, json.dumps(row), flush=True)
@@ -80,10 +94,11 @@ def main() -> dict:
         one = median_ms(lambda: masked.generate_codes(1, labels=[3], seed=1), args.repeats)
         sixteen = median_ms(lambda: masked.generate_codes(16, seed=1), 1) / 16
         result = masked.generate_codes(args.num, labels=labels, seed=0)
-        row = {"nfe_per_image": masked.settings.num_steps, "ms_per_image_batch1": one, "ms_per_image_batch16": sixteen}
+        row = {"nfe_per_image": passes_per_image(result), "ms_per_image_batch1": one, "ms_per_image_batch16": sixteen}
         row.update(quality(masked.tokenizer.decode, result))
-        report["methods"][f"masked maskgit {masked.settings.num_steps} steps"] = row
-    base = report["methods"]["ar"]
+        masked_settings = masked.settings.resolved()
+        report["methods"][f"masked {masked.settings.method} {masked_settings['num_steps']} steps"] = row
+    base = report["methods"][BASELINE]
     for row in report["methods"].values():
         row["fewer_passes_than_ar"] = base["nfe_per_image"] / row["nfe_per_image"]
         row["speedup_batch1"] = base["ms_per_image_batch1"] / row["ms_per_image_batch1"]

@@ -30,11 +30,11 @@ def tiny_vq():
 
 @pytest.fixture
 def tiny_image_pipeline(tiny_vq):
-    from mgm.pipelines import DecodeSettings, ImagePipeline
+    from mgm.pipelines import ImagePipeline
 
     torch.manual_seed(0)
     transformer = MaskedTransformer([32], [8, 8], dim=32, depth=1, num_heads=2, num_classes=3)
-    return ImagePipeline(tiny_vq, transformer, DecodeSettings(num_steps=4), ["a", "b", "c"])
+    return ImagePipeline(tiny_vq, transformer, {"num_steps": 4}, ["a", "b", "c"])
 
 
 def quiet_trainer(max_steps: int, **kwargs):
@@ -57,13 +57,13 @@ def quiet_trainer(max_steps: int, **kwargs):
 @pytest.fixture
 def tiny_audio_pipeline():
     """8 kHz codec, 4 codebooks of 256 codes, clips of up to 10 frames (0.2 s), 3 classes."""
-    from mgm.pipelines import AudioPipeline, DecodeSettings
+    from mgm.pipelines import AudioPipeline
     from mgm.tokenizers import EncodecTokenizer
 
     torch.manual_seed(0)
     tokenizer = EncodecTokenizer.small(seconds=0.2).eval()
     transformer = MaskedTransformer([256] * 4, [10], dim=32, depth=1, num_heads=2, num_classes=3)
-    settings = DecodeSettings(method="group", plan="gipd", plan_options={"steps": [3, 2]})
+    settings = {"method": "group", "plan": "gipd", "steps": [3, 2]}
     return AudioPipeline(tokenizer, transformer, settings, ["low", "mid", "high"])
 
 
@@ -80,3 +80,26 @@ def tiny_motion_pipeline():
     text = WordTextEncoder(dim=16, depth=1, num_heads=2, num_buckets=64)
     transformer = MaskedTransformer([16, 16], [10], dim=32, depth=1, num_heads=2, context_dim=16)
     return MotionPipeline(tokenizer, transformer, text_encoder=text)
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """``cli_error(main, argv, match)``: the CLI exits with status 2 after printing one line
+    ``error: ...`` matching ``match`` on stderr (no traceback); returns that line."""
+    import re
+
+    def check(main, argv, match):
+        with pytest.raises(SystemExit) as raised:
+            main(argv)
+        assert raised.value.code == 2, raised.value.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err, "nothing on stderr"
+        line = err[-1]
+        # No traceback (logging noise of other tests' closed streams may precede the line, with its own).
+        tracebacks = sum(x.startswith("Traceback") for x in err) - sum(x == "--- Logging error ---" for x in err)
+        assert tracebacks == 0, err[-6:]
+        assert line.startswith("error: ") or ": error: " in line, line
+        assert re.search(match, line), (match, line)
+        return line
+
+    return check

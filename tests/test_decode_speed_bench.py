@@ -1,14 +1,18 @@
-"""Smoke test of benchmarks/decode_speed.py: its CPU path on a minuscule shape, one repeat."""
+"""Smoke test of benchmarks/decode_speed.py (and gpu_step.py): the CPU path on a minuscule shape, one repeat."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "decode_speed.py"
+from benchmarks import decode_speed, gpu_step
+from benchmarks.amused_peer import AMUSED_ROW
+from benchmarks.mgm_methods import ADAPTER_ROW, MASKGIT_ROW
+from benchmarks.muse_peer import MUSE_ROW
+from mgm.decoding.maskgit import MASKGIT
+from mgm.decoding.recap import RECAP
+
 ROW_FIELDS = {
     "method", "family", "guided", "guidance", "batch", "ms_per_sample", "ms_per_sample_min", "ms_per_sample_max",
     "ms_per_sample_iqr", "samples_per_s", "nfe", "full_pass_equivalents", "peak_memory_mb", "memory_kind",
@@ -16,17 +20,10 @@ ROW_FIELDS = {
 }  # fmt: skip
 
 
-def load_harness():
-    spec = importlib.util.spec_from_file_location("decode_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(tmp_path, methods: list[str]) -> tuple[dict, str]:
     out, table = tmp_path / "results.json", tmp_path / "table.md"
     argv = ["--shape", "tiny", "--device", "cpu", "--repeats", "1", "--methods", *methods]
-    load_harness().main([*argv, "--out", str(out), "--markdown", str(table)])
+    decode_speed.main([*argv, "--out", str(out), "--markdown", str(table)])
     return json.loads(out.read_text()), table.read_text()
 
 
@@ -41,7 +38,7 @@ def test_mgm_rows_on_cpu(tmp_path):
         assert row["valid_codes"] and row["ms_per_sample"] > 0 and row["samples_per_s"] > 0
         assert row["nfe"] == 4 and row["peak_memory_mb"] is not None
     for row in rows:
-        if row["guided"] and row["method"].startswith("mgm maskgit"):
+        if row["guided"] and row["method"] == MASKGIT_ROW:
             assert row["full_pass_equivalents"] == 8  # 4 steps, conditional and null rows
     assert all("step_gflop" in r and r["step_tflops"] > 0 for r in rows if r["batch"] == 2)
     assert table.count("\n| mgm ") == 8 and table.count(report["machine"]) == 8
@@ -52,10 +49,9 @@ def test_peers_rows_on_cpu(tmp_path):
     pytest.importorskip("muse_maskgit_pytorch")
     report, table = run(tmp_path, ["muse", "amused"])
     methods = {r["method"] for r in report["rows"]}
-    assert "diffusers AmusedPipeline · UVit2DModel" in methods
-    assert "muse-maskgit-pytorch MaskGit.generate · MaskGitTransformer" in methods
+    assert AMUSED_ROW in methods and MUSE_ROW in methods
     assert all(r["valid_codes"] for r in report["rows"])
-    adapter = [r for r in report["rows"] if r["method"].startswith("mgm maskgit_decode · UVit2DAdapter")]
+    adapter = [r for r in report["rows"] if r["method"] == ADAPTER_ROW]
     assert adapter and all(r["speedup_vs_peer"] > 0 for r in adapter)
     muse_guided = [r for r in report["rows"] if r["family"] == "muse-maskgit-pytorch" and r["guided"]]
     assert muse_guided and all(r["nfe"] == 8 for r in muse_guided)  # two sequential forwards per step
@@ -70,20 +66,17 @@ def test_cast_weights_and_the_float32_fallback():
     are measured in float32 (named so), while mgm's rows stay in bfloat16."""
     pytest.importorskip("muse_maskgit_pytorch")
     argv = ["--shape", "tiny", "--device", "cpu", "--repeats", "1", "--methods", "mgm", "muse", "--no-flops"]
-    report = load_harness().main([*argv, "--dtype", "bfloat16", "--cast", "--match", "maskgit", "MaskGit"])
+    report = decode_speed.main([*argv, "--dtype", "bfloat16", "--cast", "--match", MASKGIT.name, "MaskGit"])
     assert report["cast"] and len(report["failed"]) == 2 and all("muse" in f for f in report["failed"])
     precision = {(r["family"], r["dtype"]) for r in report["rows"]}
     assert precision == {("mgm", "bfloat16 weights"), ("muse-maskgit-pytorch", "float32")}
-    assert all("recap" not in r["method"] for r in report["rows"]) and all(r["valid_codes"] for r in report["rows"])
+    assert all(RECAP.name not in r["method"] for r in report["rows"]) and all(r["valid_codes"] for r in report["rows"])
 
 
 def test_gpu_step_script_runs_on_cpu(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_step", SCRIPT.parent / "gpu_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     out, table = tmp_path / "s.json", tmp_path / "s.md"
     argv = ["--shape", "tiny", "--device", "cpu", "--repeats", "1", "--matmul-size", "64", "--large-batch", "4"]
-    report = module.main([*argv, "--out", str(out), "--markdown", str(table)])
+    report = gpu_step.main([*argv, "--out", str(out), "--markdown", str(table)])
     assert [r["guided"] for r in report["batch1"]] == [False, True]
     assert all(r["forward_graph_ms"] is None and r["step_eager_ms"] > 0 for r in report["batch1"])
     assert report["large_batch"]["gflop"] > 0 and report["matmul_peak"]["tflops"] > 0
@@ -93,12 +86,13 @@ def test_gpu_step_script_runs_on_cpu(tmp_path):
 def test_a_shipped_pipeline_with_its_own_settings(tmp_path):
     table_path = tmp_path / "t.md"
     argv = ["--pipeline", "image", "--repeats", "1", "--batch-sizes", "1", "2", "--markdown", str(table_path)]
-    report = load_harness().main(argv)
-    assert report["shape"] == "pipeline image" and report["shape_config"]["method"] == "maskgit"
+    report = decode_speed.main(argv)
+    assert report["shape"] == "pipeline image" and report["shape_config"]["method"] == MASKGIT.name
+    assert report["shape_config"]["passes"] == 12
     names = {r["method"] for r in report["rows"]}
-    assert names == {"mgm image pipeline · maskgit", "mgm image pipeline · recap"}
+    assert names == {f"mgm image pipeline · {MASKGIT.name}", f"mgm image pipeline · {RECAP.name}"}
     assert {r["guidance"] for r in report["rows"]} == {1.0, 1.0 + report["shape_config"]["guidance_scale"]}
     assert all(r["valid_codes"] and r["nfe"] == 12 for r in report["rows"])
     assert table_path.read_text().startswith("Shipped pipeline image")
     with pytest.raises(SystemExit):
-        load_harness().main(["--pipeline", "image", "--shape", "tiny"])
+        decode_speed.main(["--pipeline", "image", "--shape", "tiny"])

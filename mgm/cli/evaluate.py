@@ -36,7 +36,8 @@ from pathlib import Path
 
 import torch
 
-from mgm.cli.generate import add_decode_options, add_plan_options, decode_overrides
+from mgm.cli.options import add_decode_options, cli_main, decode_options, positive_int
+from mgm.cli.tasks import load_pipeline
 
 R_PRECISION_BATCH = 32  # = mgm.eval.suite.R_PRECISION_BATCH (not imported here: the parser stays light)
 
@@ -49,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     audio = sub.add_parser("audio", help="an AudioPipeline's clips (default: the shipped one), or a folder")
     audio.add_argument("--encodec", action="store_true", help="also FAD on the pipeline codec's encoder embeddings")
     audio.add_argument("--vggish", metavar="CHECKPOINT", help="also FAD on VGGish embeddings of weights you provide")
-    add_plan_options(audio)
     motion = sub.add_parser("motion", help="a MotionPipeline's motions (default: the shipped one), or a folder")
     motion.add_argument("--evaluator", help="text-motion evaluator folder (default: the shipped Motions7 one)")
     motion.add_argument(
@@ -59,11 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="pipeline folder (default: the shipped pipeline)")
         p.add_argument("--samples", help="score this folder of samples instead of generating")
         p.add_argument("--num", type=int, default=512, help="samples to generate")
-        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--batch-size", type=positive_int, default=64)
         p.add_argument("--seed", type=int, default=0)
-        add_decode_options(p, ar=p is image)
-        if p is image:
-            p.add_argument("--window", type=int, help="sjd: draft window (default: the AR pipeline's)")
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+        add_decode_options(p, ("masked", "ar") if p is image else ("masked",))
         if p is not motion:
             p.add_argument("--judge", help="classifier folder (default: the shipped judge of the embedded data)")
         p.add_argument("--reference-num", type=int, default=2048, help="embedded real samples for the reference")
@@ -81,27 +80,27 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("num", "batch_size", "reference_num"):
         value = getattr(args, name)
         if value < 2 if name != "batch_size" else value < 1:
-            raise SystemExit(
-                f"error: --{name.replace('_', '-')} {value}: expected at least {1 if name == 'batch_size' else 2}"
+            raise ValueError(
+                f"--{name.replace('_', '-')} {value}: expected at least {1 if name == 'batch_size' else 2}"
             )
     if Path(args.out).exists() and not args.overwrite:
-        raise SystemExit(f"error: {args.out} exists; pass --overwrite to replace it")
+        raise ValueError(f"{args.out} exists; pass --overwrite to replace it")
     if args.samples and args.model:
-        raise SystemExit("error: give --model (to generate) or --samples (to read), not both")
+        raise ValueError("give --model (to generate) or --samples (to read), not both")
     if args.modality == "motion" and not args.samples and args.num < R_PRECISION_BATCH:
-        raise SystemExit(
-            f"error: --num {args.num}: motion R-precision ranks batches of {R_PRECISION_BATCH}; "
+        raise ValueError(
+            f"--num {args.num}: motion R-precision ranks batches of {R_PRECISION_BATCH}; "
             f"expected at least {R_PRECISION_BATCH}"
         )
     for name in ("samples", "reference_folder", "judge", "model", "evaluator"):
         folder = getattr(args, name, None)
         if folder and not Path(folder).is_dir():
-            raise SystemExit(f"error: --{name.replace('_', '-')} {folder}: no such folder")
+            raise ValueError(f"--{name.replace('_', '-')} {folder}: no such folder")
     vggish = getattr(args, "vggish", None)
     if vggish and not Path(vggish).is_file():
-        raise SystemExit(f"error: --vggish {vggish}: no such file")
-    if args.modality == "image" and args.method in ("ar", "sjd") and args.model and not _is_ar(args):
-        raise SystemExit(f"error: --method {args.method} needs an AR pipeline; --model {args.model} is not one")
+        raise ValueError(f"--vggish {vggish}: no such file")
+    if args.modality == "image" and _asks_ar(args) and args.model and not _is_ar(args):
+        raise ValueError(f"--method {args.method} needs an AR pipeline; --model {args.model} is not one")
 
 
 def _load(args: argparse.Namespace):
@@ -116,11 +115,7 @@ def _load(args: argparse.Namespace):
         pipeline_class = ARImagePipeline
     pipe = None
     if not args.samples or (args.modality == "audio" and args.encodec):
-        pipe = (
-            pipeline_class.from_pretrained(args.model, args.device)
-            if args.model
-            else pipeline_class.default(args.device)
-        )
+        pipe = load_pipeline(pipeline_class, args)
     if args.modality == "image":
         size = pipe.image_size if pipe is not None else 32
         evaluation = ImageEvaluation(args.judge, image_size=size, inception=args.inception)
@@ -134,46 +129,38 @@ def _load(args: argparse.Namespace):
             try:
                 vggish = VGGishEmbedder.from_checkpoint(args.vggish).to(args.device)
             except ValueError as e:
-                raise SystemExit(f"error: --vggish {e}") from e
+                raise ValueError(f"--vggish {e}") from e
         seconds = pipe.max_seconds if pipe is not None else 2.0
         codec = pipe.tokenizer if args.encodec else None
         evaluation = AudioEvaluation(args.judge, seconds=seconds, codec=codec, vggish=vggish)
     return pipe, evaluation
 
 
+def _asks_ar(args: argparse.Namespace) -> bool:
+    """--method names a registered autoregressive method."""
+    from mgm.decoding.registry import AR, get_method
+
+    return args.method is not None and get_method(args.method).kind == AR
+
+
 def _is_ar(args: argparse.Namespace) -> bool:
-    """An autoregressive image pipeline: --method ar / sjd, or a --model folder holding one."""
-    from mgm.cli.generate import _pipeline_class
+    """An autoregressive image pipeline: an AR --method, or a --model folder holding one."""
+    from mgm.cli.tasks import pipeline_class_name
 
     if args.model:
-        return _pipeline_class(args.model) == "ARImagePipeline"
-    return args.method in ("ar", "sjd")
-
-
-def _ar_overrides(args: argparse.Namespace) -> dict:
-    """An AR pipeline's decode overrides (None keeps its saved default); masked-only options refused."""
-    if args.method not in (None, "ar", "sjd"):
-        raise SystemExit(f"error: an AR pipeline decodes with --method ar or sjd, not {args.method}")
-    if args.dtype or args.compile or args.full_first is not None or args.cheap_per_full is not None:
-        raise SystemExit("error: --dtype, --compile, --full-first, --cheap-per-full apply to masked pipelines")
-    return {
-        "method": args.method,
-        "temperature": args.temperature,
-        "guidance_scale": args.guidance_scale,
-        "window": args.window,
-    }
+        return pipeline_class_name(args.model) == "ARImagePipeline"
+    return _asks_ar(args)
 
 
 def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(samples on the CPU, labels, timing) for --num samples cycled over the classes."""
-    ar = args.modality == "image" and _is_ar(args)
-    if ar:
-        decode = {k: v for k, v in _ar_overrides(args).items() if v is not None}
-    else:
-        decode = decode_overrides(args, pipe)
+    ar = pipe.decoder_kind == "ar"
+    decode = decode_options(args)
     labels = torch.arange(args.num) % pipe.num_classes if pipe.num_classes else None
     start = time.perf_counter()
-    result = pipe.generate_codes(args.num, labels, seed=args.seed, batch_size=args.batch_size, progress=True, **decode)
+    result = pipe.generate_codes(
+        args.num, labels=labels, seed=args.seed, batch_size=args.batch_size, progress=True, **decode
+    )
     decode_s = time.perf_counter() - start
     samples = pipe.tokenizer.decode(result.codes).cpu()
     total_s = time.perf_counter() - start
@@ -182,13 +169,12 @@ def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor,
 
         samples = torchaudio.functional.resample(samples, pipe.sample_rate, evaluation.sample_rate)
     batches = -(-args.num // args.batch_size)
-    per_sample = [record.nfe for record in result.trace if hasattr(record, "sample")]  # SJD: passes per sample
     timing = {
-        "nfe_per_sample": sum(per_sample) / len(per_sample) if per_sample else result.nfe / batches,
+        "nfe_per_sample": float(result.passes_per_sample().double().mean()),
         "compute_full_passes_per_sample": result.compute / batches,
         "ms_per_sample_decoding": 1000 * decode_s / args.num,
         "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,
-        "settings": {k: v for k, v in decode.items() if v is not None},
+        "settings": pipe.settings.update(**decode).to_config(),
     }
     if ar:  # AR / SJD passes run on a KV cache over a few tokens: no full-pass equivalent
         del timing["compute_full_passes_per_sample"]
@@ -203,7 +189,7 @@ def _generate_motion(pipe, args: argparse.Namespace):
     from mgm.data.motions import make_motions
     from mgm.eval.suite import MotionSamples
 
-    decode = decode_overrides(args, pipe)
+    decode = decode_options(args)
     clips = make_motions(args.num, seed=args.captions_seed)
     downsample = pipe.tokenizer.downsample
     tokens = (clips.lengths.clamp(max=pipe.tokenizer.frames_for(pipe.max_tokens)) // downsample).clamp(min=1)
@@ -215,7 +201,7 @@ def _generate_motion(pipe, args: argparse.Namespace):
         captions = [clips.captions[i] for i in rows.tolist()]
         start = time.perf_counter()
         result = pipe.generate_codes(
-            captions, seconds=frames / FPS, seed=args.seed + n, batch_size=args.batch_size, **decode
+            texts=captions, seconds=frames / FPS, seed=args.seed + n, batch_size=args.batch_size, **decode
         )
         decode_s += time.perf_counter() - start
         generated[rows, :frames] = pipe.features(result.codes).cpu()
@@ -227,7 +213,7 @@ def _generate_motion(pipe, args: argparse.Namespace):
         "compute_full_passes_per_sample": compute / batches,
         "ms_per_sample_decoding": 1000 * decode_s / args.num,
         "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,
-        "settings": {k: v for k, v in decode.items() if v is not None},
+        "settings": pipe.settings.update(**decode).to_config(),
     }
     real = MotionSamples(clips.features, clips.lengths, clips.captions)
     return MotionSamples(generated, tokens * downsample, clips.captions), clips.labels, timing, real
@@ -237,26 +223,23 @@ def evaluate(args: argparse.Namespace) -> dict:
     _check(args)
     torch.set_grad_enabled(False)
     pipe, evaluation = _load(args)
-    try:
-        real = None
-        if args.samples:
-            samples, labels = evaluation.read_samples(args.samples)
-            timing = {}
-        elif args.modality == "motion":
-            samples, labels, timing, real = _generate_motion(pipe, args)
-        else:
-            samples, labels, timing = _generate(pipe, args, evaluation)
-        references = {
-            name: evaluation.reference(
-                name, args.reference_num, args.reference_seed, args.cache_dir, args.reference_folder
-            )
-            for name in evaluation.extractors
-        }
-        scores = evaluation.score(samples, labels, references)
-        if real is not None:  # the real clips the captions came from: what a perfect model would score
-            scores.update({f"real_{k}": v for k, v in evaluation.score(real, labels, references).items()})
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from e
+    real = None
+    if args.samples:
+        samples, labels = evaluation.read_samples(args.samples)
+        timing = {}
+    elif args.modality == "motion":
+        samples, labels, timing, real = _generate_motion(pipe, args)
+    else:
+        samples, labels, timing = _generate(pipe, args, evaluation)
+    references = {
+        name: evaluation.reference(
+            name, args.reference_num, args.reference_seed, args.cache_dir, args.reference_folder
+        )
+        for name in evaluation.extractors
+    }
+    scores = evaluation.score(samples, labels, references)
+    if real is not None:  # the real clips the captions came from: what a perfect model would score
+        scores.update({f"real_{k}": v for k, v in evaluation.score(real, labels, references).items()})
     cpu = platform.processor() or platform.machine()
     device = (
         torch.cuda.get_device_name()
@@ -289,7 +272,7 @@ def _table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return evaluate(build_parser().parse_args(argv))
+    return cli_main(evaluate, build_parser(), argv)
 
 
 if __name__ == "__main__":

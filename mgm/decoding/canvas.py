@@ -18,7 +18,7 @@ from mgm.decoding.options import RunOptions, SamplingOptions, check_int
 from mgm.decoding.sampling import Generators, check_generator
 from mgm.decoding.speed import autocast, compiled, resolve_dtype
 from mgm.models.conditioning import Condition
-from mgm.models.protocols import model_traits
+from mgm.models.protocols import ModelWrapper, model_traits
 from mgm.schedules.annealing import choice_temperature_at, guidance_scale_at
 from mgm.tokens import TokenSpec
 
@@ -179,8 +179,9 @@ def prepare_masked(
     check_model_spec(model, spec)
     sampling.check_vocab(max(spec.codebook_sizes))
     dtype = resolve_dtype(run.dtype)
-    if run.compile and not isinstance(model, nn.Module):
-        raise ValueError(f"compile=True needs an nn.Module model; got {type(model).__name__}")
+    inner = model.unwrapped() if isinstance(model, ModelWrapper) else model
+    if run.compile and not isinstance(inner, nn.Module):
+        raise ValueError(f"compile=True needs an nn.Module model; got {type(inner).__name__}")
     if init_codes is not None and not isinstance(init_codes, torch.Tensor):
         raise ValueError(f"init_codes: expected a LongTensor [B, K, N], got {type(init_codes).__name__}")
     if init_codes is not None and init_codes.device.type == "meta":
@@ -191,6 +192,8 @@ def prepare_masked(
     check_guidance(sampling.guidance_scale, cond)
     generator = check_generator(generator, codes.shape[0], device)
     cond = None if cond is None else cond.to(device)
-    runner = compiled(model) if run.compile else model
+    runner = model
+    if run.compile:  # a wrapper (a progress counter) stays outside the compiled module
+        runner = model.rewrapped(compiled(inner)) if isinstance(model, ModelWrapper) else compiled(model)
     return MaskedRun(runner, spec, codes, cond, generator, sampling, run, device, dtype), own
 

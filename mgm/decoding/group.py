@@ -10,6 +10,7 @@ frames are kept or re-masked whole, and with ``plan.guidance_low`` the guidance 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -46,6 +47,18 @@ class GroupOptions:
     group_size: int | None = None
     full_first: int | None = None
     cheap_per_full: int | None = None
+
+    # A new plan makes the saved options of another plan meaningless (pipelines drop them).
+    RESETS: ClassVar[dict] = {"plan": PLAN_OPTIONS}
+    HELP: ClassVar[dict] = {
+        "plan": "codebook-group plan: soundstorm, magnet, gipd, joint",
+        "steps": "decoding steps: one count for every group, or one per group",
+        "span": "magnet: frames masked together",
+        "guidance_low": "magnet: guidance falls to this as the mask ratio falls",
+        "group_size": "gipd: codebooks per group",
+        "full_first": "decode each group with feature reuse: full steps at the start",
+        "cheap_per_full": "decode each group with feature reuse: cheap steps after each later full step",
+    }
 
     def __post_init__(self):
         if isinstance(self.steps, list):

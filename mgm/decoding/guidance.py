@@ -12,7 +12,6 @@ import torch
 from mgm.models.conditioning import Condition
 
 
-
 class GuidedModel:
     """``GuidedModel(model, cond)(codes, scale) -> float32 logits``; one forward per call either way.
 

@@ -24,6 +24,7 @@ and sample (the tokens it committed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -47,12 +48,18 @@ class SJDOptions:
     init: str = "random"
     row_length: int | None = None
 
+    HELP: ClassVar[dict] = {
+        "window": "draft tokens refined per pass",
+        "init": "draft initialisation: random, prev, above",
+        "row_length": "tokens per grid row (init above; pipelines set it)",
+    }
+
     def __post_init__(self):
         check_int(self.window, "window")
         if self.init not in INITS:
             raise ValueError(f"init={self.init!r}: expected one of {INITS}")
-        if self.row_length is not None or self.init == "above":
-            check_int(self.row_length, "row_length (init='above' needs the grid's row length)")
+        if self.row_length is not None:
+            check_int(self.row_length, "row_length")
 
 
 @torch.inference_mode()
@@ -73,6 +80,8 @@ def sjd_decode(
     run, own = prepare_ar(
         model, length, SJD, options, batch_size=batch_size, cond=cond, generator=generator, prefix=prefix
     )
+    if own.init == "above" and own.row_length is None:
+        raise ValueError("row_length=None: init='above' needs the grid's row length (tokens per row)")
     if run.vocab_size is None:
         raise ValueError("sjd_decode needs model.vocab_size (the token vocabulary V)")
     rows, trace, passes = [], [], []

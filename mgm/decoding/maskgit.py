@@ -9,6 +9,7 @@ exactly ``masked_counts(...)[:, t]`` stay masked. After the last step nothing is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -32,6 +33,8 @@ class MaskGITOptions:
 
     num_steps: int = 12
     schedule: str | MaskSchedule = "cosine"
+
+    HELP: ClassVar[dict] = {"num_steps": "decoding steps (one model pass each)", "schedule": "mask schedule"}
 
     def __post_init__(self):
         check_int(self.num_steps, "num_steps")

@@ -16,6 +16,7 @@ The model needs ``forward_cached(codes, cond) -> (logits, cache)`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -71,6 +72,11 @@ class RecapOptions(MaskGITOptions):
 
     full_first: int = 2
     cheap_per_full: int = 1
+
+    HELP: ClassVar[dict] = {
+        "full_first": "feature reuse: full steps at the start",
+        "cheap_per_full": "feature reuse: cheap steps after each later full step",
+    }
 
     def __post_init__(self):
         super().__post_init__()

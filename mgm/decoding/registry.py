@@ -26,6 +26,7 @@ from mgm.decoding.options import (
 
 MASKED, AR = "masked", "ar"
 KINDS = (MASKED, AR)
+DEFAULT_METHODS = {MASKED: "maskgit", AR: "ar"}  # what a pipeline of each kind decodes with by default
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,10 @@ def get_method(name: str, kind: str | None = None) -> Method:
         what = f"{kind} decoding method" if kind else "decoding method"
         raise ValueError(f"method={name!r} is not a known {what}; expected one of {list(known)}")
     return METHODS[name]
+
+
+def default_method(kind: str) -> str:
+    """The method a pipeline of ``kind`` uses when its settings name none."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
+    return DEFAULT_METHODS[kind]

@@ -63,10 +63,8 @@ class DecodeResult:
     @staticmethod
     def cat(results: list[DecodeResult]) -> DecodeResult:
         """Results of consecutive batches as one: codes concatenated, passes and compute summed
-        (they ran one after the other), the trace of every batch in order."""
-        per_sample = None
-        if any(r.nfe_per_sample is not None for r in results):
-            per_sample = torch.cat([r.passes_per_sample().cpu() for r in results])
+        (they ran one after the other), each sample's own passes kept, the trace of every batch in order."""
+        per_sample = torch.cat([r.passes_per_sample().cpu() for r in results])
         return DecodeResult(
             codes=torch.cat([r.codes for r in results]),
             nfe=sum(r.nfe for r in results),

@@ -14,6 +14,7 @@ AR model: ``model(tokens[B, L], cond, cache=None) -> logits[B, L + 1, V]``, opti
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,6 +61,17 @@ class ModelWrapper:
 
     def __call__(self, *args, **kwargs):
         return self.model(*args, **kwargs)
+
+    def unwrapped(self):
+        """The innermost wrapped model."""
+        inner = self.model
+        return inner.unwrapped() if isinstance(inner, ModelWrapper) else inner
+
+    def rewrapped(self, inner) -> ModelWrapper:
+        """This wrapper around ``inner`` instead (e.g. the compiled model), sharing everything else."""
+        wrapper = copy.copy(self)
+        wrapper.model = inner if not isinstance(self.model, ModelWrapper) else self.model.rewrapped(inner)
+        return wrapper
 
     def __getattr__(self, name: str):
         # Only reached when normal lookup fails; forwards the declared traits and nothing else.

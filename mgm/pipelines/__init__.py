@@ -1,8 +1,9 @@
 """Modality pipelines: tokenizer + masked transformer + decode defaults, saved as one folder."""
 
-from mgm.pipelines.ar_image import ARDecodeSettings, ARImagePipeline
-from mgm.pipelines.base import DecodeSettings, MaskedPipeline
+from mgm.pipelines.ar_image import ARImagePipeline
+from mgm.pipelines.base import MaskedPipeline, Pipeline
 from mgm.pipelines.image import ImagePipeline
+from mgm.pipelines.settings import CallOptions, DecodeSettings
 
 
 def __getattr__(name):
@@ -19,11 +20,12 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ARDecodeSettings",
     "ARImagePipeline",
     "AudioPipeline",
+    "CallOptions",
     "DecodeSettings",
     "ImagePipeline",
     "MaskedPipeline",
     "MotionPipeline",
+    "Pipeline",
 ]

@@ -1,57 +1,31 @@
 """ARImagePipeline: an ImageVQ tokenizer + an ARTransformer over its tokens in raster order.
 
-Sampling is ancestral (``method="ar"``) or Speculative Jacobi Decoding (``method="sjd"``, the
-same distribution in fewer forward passes), so users can compare AR and masked generation on
-one token set. Saved as a folder like the masked pipelines (``pipeline.json``, ``tokenizer/``,
-``transformer/``).
+Sampling is by any registered AR method: ancestral (``method="ar"``) or Speculative Jacobi
+Decoding (``method="sjd"``, the same distribution in fewer forward passes), so users can compare
+AR and masked generation on one token set. Saved as a folder like the masked pipelines
+(``pipeline.json``, ``tokenizer/``, ``transformer/``); the calling convention is theirs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
-
-from mgm.decoding import DecodeResult, ar_decode, sjd_decode
-from mgm.decoding.jacobi import INITS
-from mgm.models import ARTransformer, Condition
-from mgm.pipelines.base import MaskedPipeline
+from mgm.decoding import DecodeResult
+from mgm.decoding.registry import AR
+from mgm.models import ARTransformer
+from mgm.pipelines.base import Pipeline
+from mgm.pipelines.image import DEFAULT_NUM_IMAGES, ImagePipeline
 from mgm.tokenizers.image_vq import ImageVQ
 from mgm.tokens import unflatten_codes
 
-AR_METHODS = ("ar", "sjd")
 DEFAULT_AR_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "ar_image_shapes"
 
 
-@dataclass(frozen=True)
-class ARDecodeSettings:
-    method: str = "sjd"
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    guidance_scale: float = 0.0
-    window: int = 16
-    init: str = "random"
-
-    def update(self, **overrides) -> ARDecodeSettings:
-        names = {f.name for f in fields(self)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise ValueError(f"unknown decode settings {sorted(unknown)}; expected some of {sorted(names)}")
-        new = replace(self, **{k: v for k, v in overrides.items() if v is not None})
-        if new.method not in AR_METHODS:
-            raise ValueError(f"method={new.method!r}: an AR pipeline decodes with one of {AR_METHODS}")
-        if new.init not in INITS:
-            raise ValueError(f"init={new.init!r}: expected one of {INITS}")
-        return new
-
-
-class ARImagePipeline(MaskedPipeline):
+class ARImagePipeline(Pipeline):
     tokenizer_class = ImageVQ
     model_class = ARTransformer
-    settings_class = ARDecodeSettings
+    decoder_kind = AR
+    output_types = ImagePipeline.output_types
 
     default_folder = DEFAULT_AR_PIPELINE
     default_recipe = "pretrained-ar"
@@ -74,36 +48,31 @@ class ARImagePipeline(MaskedPipeline):
     def image_size(self) -> int:
         return self.tokenizer.image_size
 
-    def generate(self, num: int = 8, labels=None, seed: int | None = 0, **kw) -> torch.Tensor:
-        """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1]; ``kw``: decode overrides
-        (method, temperature, top_k, top_p, guidance_scale, window, init), ``batch_size``, ``progress``."""
-        return self.tokenizer.decode(self.generate_codes(num, labels, seed, **kw).codes)
+    convert = ImagePipeline.convert
 
-    def generate_codes(self, num: int = 8, labels=None, seed: int | None = 0, **kw) -> DecodeResult:
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num={num!r}: expected an integer >= 1")
-        batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
-        settings = self.settings.update(**kw)
-        labels = self.resolve_labels(num, labels)
-        device = self.device
-        generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
-        length = self.spec.num_codebooks * self.spec.num_positions
-        codes, nfe, trace = [], 0, []
-        for start in tqdm(range(0, num, batch_size), desc=settings.method, disable=not progress):
-            stop = min(num, start + batch_size)
-            cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
-            common = dict(
-                batch_size=stop - start, cond=cond, temperature=settings.temperature, top_k=settings.top_k,
-                top_p=settings.top_p, guidance_scale=settings.guidance_scale if cond else 0.0, generator=generator,
-            )  # fmt: skip
-            if settings.method == "ar":
-                result = ar_decode(self.transformer, length, **common)
-            else:
-                row = self.spec.shape[-1] * self.spec.num_codebooks
-                result = sjd_decode(
-                    self.transformer, length, window=settings.window, init=settings.init, row_length=row, **common
-                )
-            codes.append(unflatten_codes(result.codes, self.spec.num_codebooks))
-            nfe += result.nfe
-            trace += result.trace  # sjd: per-sample passes and commits
-        return DecodeResult(codes=torch.cat(codes), nfe=nfe, trace=trace)
+    def generate(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options):
+        """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1] (or ``output_type``'s form).
+
+        ``options``: seed, batch_size, progress, output_type, callback and the decode options
+        (method "ar" / "sjd", temperature, top_k, top_p, guidance_scale, window, init)."""
+        call, settings = self.split_options(options)
+        result = self._generate(num, labels, call, settings)
+        return self.convert(self.tokenizer.decode(result.codes), call.output_type)
+
+    def generate_codes(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options) -> DecodeResult:
+        call, settings = self.split_options(options)
+        return self._generate(num, labels, call, settings)
+
+    def _generate(self, num, labels, call, settings) -> DecodeResult:
+        num = self.check_num(num)
+        return self.decode_codes(num, call, settings, labels=self.resolve_labels(num, labels))
+
+    def decode_batch(self, entry, model, spec, cond, generator, count, options, init_codes, editable) -> DecodeResult:
+        """One batch as a raster token sequence; codes back on the grid [B, K, N]."""
+        length = spec.num_codebooks * spec.num_positions
+        if "row_length" in entry.own_names:  # a draft rule reading the token one grid row above
+            options = {"row_length": spec.shape[-1] * spec.num_codebooks, **options}
+        result = entry.decode(model, length, batch_size=count, cond=cond, generator=generator, device=self.device,
+                              **options)  # fmt: skip
+        result.codes = unflatten_codes(result.codes[:, 0], spec.num_codebooks)
+        return result

@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 
 from mgm.decoding import DecodeResult
-from mgm.pipelines.base import DecodeSettings, MaskedPipeline
+from mgm.decoding.options import check_number
+from mgm.pipelines.base import MaskedPipeline
 from mgm.pipelines.captions import CaptionConditioning
 from mgm.tokenizers.audio_encodec import EncodecTokenizer
 from mgm.tokens import TokenSpec
 
 DEFAULT_AUDIO_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "audio_tones"
+DEFAULT_NUM_CLIPS = 4
 
 
 class AudioPipeline(CaptionConditioning, MaskedPipeline):
@@ -53,9 +55,10 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
         """Frames covering ``seconds`` (None = the longest clip the model takes)."""
         if seconds is None:
             return self.max_frames
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-            raise ValueError(f"{name}={seconds!r}: expected a positive number of seconds")
+        check_number(seconds, name, above=0)
         frames = math.ceil(round(seconds * self.frame_rate, 6))
+        if frames < 1 or seconds * self.frame_rate < 1 - 1e-6:
+            raise ValueError(f"{name}={seconds!r}: shorter than one frame ({1 / self.frame_rate:g} s)")
         if frames > self.max_frames:
             raise ValueError(f"{name}={seconds}: this model takes clips of at most {self.max_seconds:g} s")
         return frames
@@ -65,43 +68,50 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def generate(self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, texts=None, **kw):
+    def generate(self, num: int = DEFAULT_NUM_CLIPS, *, labels=None, texts=None, seconds: float | None = None,
+                 **options):  # fmt: skip
         """Sample ``num`` clips -> FloatTensor[num, C, T] with T = ceil(seconds * rate) samples.
 
-        ``texts``: captions for a text-conditioned model (one, or one per clip). ``kw``: decode
-        overrides (method, plan, plan_options, num_steps, schedule, guidance_scale, temperature,
-        choice_temperature), ``batch_size``, ``progress``.
+        ``labels``: class ids or names (cycled); ``texts``: captions for a text-conditioned model
+        (one, or one per clip); ``seconds``: the length (default the longest the model takes).
+        ``options``: seed, batch_size, progress, output_type ("pt", "np"), callback and the decode
+        options (method, plan, steps, guidance_scale, temperature, ...).
         """
-        result = self.generate_codes(num, labels, seconds, seed, texts=texts, **kw)
-        return self._decode_audio(result.codes, seconds)
+        call, settings = self.split_options(options)
+        result = self._generate(num, labels, texts, seconds, call, settings)
+        return self.convert(self._decode_audio(result.codes, seconds), call.output_type)
 
-    def generate_codes(
-        self, num: int = 4, labels=None, seconds: float | None = None, seed: int | None = 0, texts=None, **kw
-    ) -> DecodeResult:
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num={num!r}: expected an integer >= 1")
+    def generate_codes(self, num: int = DEFAULT_NUM_CLIPS, *, labels=None, texts=None,
+                       seconds: float | None = None, **options) -> DecodeResult:  # fmt: skip
+        call, settings = self.split_options(options)
+        return self._generate(num, labels, texts, seconds, call, settings)
+
+    def _generate(self, num, labels, texts, seconds, call, settings) -> DecodeResult:
+        num = self.check_num(num)
         frames = self.frames_for(seconds)
-        batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
-        settings = self.settings.update(**kw)
         labels = self.resolve_labels(num, labels)
         return self.decode_codes(
-            num, labels, settings, seed, batch_size=batch_size, progress=progress, spec=self.spec_for(frames),
-            condition=self.condition(texts, num, labels),
-        )  # fmt: skip
+            num, call, settings, condition=self.condition(texts, num, labels), spec=self.spec_for(frames)
+        )
 
     # -- editing --------------------------------------------------------------------------------
 
-    def continue_(
-        self, prompt: torch.Tensor, seconds: float | None = None, labels=None, sample_rate: int | None = None,
-        seed: int | None = 0, **kw,
-    ) -> torch.Tensor:  # fmt: skip
+    def continue_(self, prompt: torch.Tensor, seconds: float | None = None, *, labels=None, texts=None,
+                  sample_rate: int | None = None, **options) -> torch.Tensor:  # fmt: skip
         """Continue ``prompt`` [B, C, T] (or [C, T]) to ``seconds`` in all (default: the longest clip).
 
         The prompt's tokens are kept; the frames after it are decoded. Returns [B, C, T_total].
         """
-        return self._decode_audio(self.continue_codes(prompt, seconds, labels, sample_rate, seed, **kw).codes, seconds)
+        call, settings = self.split_options(options)
+        result = self._continue(prompt, seconds, labels, texts, sample_rate, call, settings)
+        return self.convert(self._decode_audio(result.codes, seconds), call.output_type)
 
-    def continue_codes(self, prompt, seconds=None, labels=None, sample_rate=None, seed=0, **kw) -> DecodeResult:
+    def continue_codes(self, prompt, seconds=None, *, labels=None, texts=None, sample_rate=None,
+                       **options) -> DecodeResult:  # fmt: skip
+        call, settings = self.split_options(options)
+        return self._continue(prompt, seconds, labels, texts, sample_rate, call, settings)
+
+    def _continue(self, prompt, seconds, labels, texts, sample_rate, call, settings) -> DecodeResult:
         frames = self.frames_for(seconds)
         prompt_codes = self._encode(prompt, sample_rate, "prompt")
         b, k, given = prompt_codes.shape
@@ -113,30 +123,37 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
         init = torch.cat([prompt_codes, self.spec_for(frames - given).full_mask(b, prompt_codes.device)], dim=-1)
         editable = torch.zeros(b, k, frames, dtype=torch.bool, device=init.device)
         editable[..., given:] = True
-        return self._edit(init, editable, labels, seed, kw)
+        return self._edit(init, editable, labels, texts, call, settings)
 
-    def infill(
-        self, audio: torch.Tensor, start_s: float, end_s: float, labels=None, sample_rate: int | None = None,
-        seed: int | None = 0, **kw,
-    ) -> torch.Tensor:  # fmt: skip
+    def infill(self, audio: torch.Tensor, start_s: float, end_s: float, *, labels=None, texts=None,
+               sample_rate: int | None = None, **options) -> torch.Tensor:  # fmt: skip
         """Re-decode the span [start_s, end_s) of ``audio`` [B, C, T]; every other frame's tokens are kept.
 
         Returns the decoded clip [B, C, N * downsample] (the whole clip passes through the codec).
         """
-        return self._decode_audio(self.infill_codes(audio, start_s, end_s, labels, sample_rate, seed, **kw).codes)
+        call, settings = self.split_options(options)
+        result = self._infill(audio, start_s, end_s, labels, texts, sample_rate, call, settings)
+        return self.convert(self._decode_audio(result.codes), call.output_type)
 
-    def infill_codes(self, audio, start_s, end_s, labels=None, sample_rate=None, seed=0, **kw) -> DecodeResult:
+    def infill_codes(self, audio, start_s, end_s, *, labels=None, texts=None, sample_rate=None,
+                     **options) -> DecodeResult:  # fmt: skip
+        call, settings = self.split_options(options)
+        return self._infill(audio, start_s, end_s, labels, texts, sample_rate, call, settings)
+
+    def _infill(self, audio, start_s, end_s, labels, texts, sample_rate, call, settings) -> DecodeResult:
+        check_number(start_s, "start_s", minimum=0)
+        check_number(end_s, "end_s")
+        if not start_s < end_s:
+            raise ValueError(f"span [{start_s}, {end_s}): expected 0 <= start_s < end_s (seconds)")
         codes = self._encode(audio, sample_rate, "audio")
         b, k, n = codes.shape
         length = n / self.frame_rate
-        if not (isinstance(start_s, (int, float)) and isinstance(end_s, (int, float)) and 0 <= start_s < end_s):
-            raise ValueError(f"span [{start_s}, {end_s}): expected 0 <= start_s < end_s (seconds)")
         if end_s > length + 1e-9:
             raise ValueError(f"span [{start_s}, {end_s}) s lies outside the clip, which is {length:g} s long")
         first, last = math.floor(start_s * self.frame_rate), math.ceil(end_s * self.frame_rate)
         editable = torch.zeros(b, k, n, dtype=torch.bool, device=codes.device)
         editable[..., first:last] = True
-        return self._edit(codes, editable, labels, seed, kw)
+        return self._edit(codes, editable, labels, texts, call, settings)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -145,6 +162,8 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
             audio = audio[None]
         if not isinstance(audio, torch.Tensor) or audio.dim() != 3 or audio.shape[-1] == 0:
             raise ValueError(f"{name}: expected a non-empty FloatTensor[B, C, T], got {getattr(audio, 'shape', audio)}")
+        if sample_rate is not None:
+            check_number(sample_rate, "sample_rate", above=0)
         rate = sample_rate or self.sample_rate
         if audio.shape[-1] * self.frame_rate / rate < 1:
             raise ValueError(f"{name}: {audio.shape[-1]} samples is shorter than one frame ({1 / self.frame_rate:g} s)")
@@ -155,14 +174,12 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
             )
         return codes
 
-    def _edit(self, init: torch.Tensor, editable: torch.Tensor, labels, seed, kw) -> DecodeResult:
-        batch_size, progress, texts = kw.pop("batch_size", 64), kw.pop("progress", False), kw.pop("texts", None)
-        settings = self.settings.update(**kw)
+    def _edit(self, init: torch.Tensor, editable: torch.Tensor, labels, texts, call, settings) -> DecodeResult:
         num = init.shape[0]
         labels = self.resolve_labels(num, labels)
         return self.decode_codes(
-            num, labels, settings, seed, init_codes=init, editable=editable, batch_size=batch_size,
-            progress=progress, spec=self.spec_for(init.shape[-1]), condition=self.condition(texts, num, labels),
+            num, call, settings, condition=self.condition(texts, num, labels), init_codes=init, editable=editable,
+            spec=self.spec_for(init.shape[-1]),
         )  # fmt: skip
 
     def _decode_audio(self, codes: torch.Tensor, seconds: float | None = None) -> torch.Tensor:
@@ -172,4 +189,4 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
         return audio
 
 
-__all__ = ["AudioPipeline", "DecodeSettings", "DEFAULT_AUDIO_PIPELINE"]
+__all__ = ["AudioPipeline", "DEFAULT_AUDIO_PIPELINE"]

@@ -1,5 +1,10 @@
-"""What every modality pipeline shares: a MaskedTransformer, decode defaults, labels -> Condition,
-batched decoding with a progress bar, and the on-disk folder layout.
+"""What every modality pipeline shares: a transformer, decode defaults, labels -> Condition,
+batched decoding with per-sample seeds and a progress bar, output types, and the folder layout.
+
+One calling convention for every pipeline method (``generate`` and the editing methods):
+``method(<inputs>, *, <conditions>, **options)`` where ``options`` are the call options
+(``CallOptions``: seed, batch_size, progress, output_type, callback) and the decode options of
+the registered method (``method=`` and its options, e.g. ``num_steps``, ``guidance_scale``).
 
 A pipeline folder holds ``pipeline.json`` (class, decode defaults, class names, extras), the
 transformer in ``transformer/`` and the tokenizer in ``tokenizer/``; all weights are safetensors.
@@ -8,134 +13,67 @@ transformer in ``transformer/`` and the tokenizer in ``tokenizer/``; all weights
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mgm.decoding import DecodeResult, get_masked_decoder
-from mgm.decoding.speed import compiled, resolve_dtype
+from mgm.decoding import DecodeResult
+from mgm.decoding.registry import AR, MASKED
 from mgm.io import load_json, save_json
 from mgm.models import Condition, MaskedTransformer
-from mgm.schedules import get_mask_schedule
-from mgm.schedules.groups import get_group_plan
-from mgm.schedules.reuse import ReusePlan
+from mgm.models.protocols import ModelWrapper
+from mgm.pipelines.settings import CALL_OPTIONS, CallOptions, DecodeSettings, sample_generators
+from mgm.tokens import TokenSpec
 
 PIPELINE_CONFIG = "pipeline.json"
 
 
-@dataclass(frozen=True)
-class DecodeSettings:
-    """Decode defaults stored with a pipeline; any of them can be overridden per call.
+class _CountingModel(ModelWrapper):
+    """The transformer, ticking a progress bar at each forward pass."""
 
-    ``method="group"`` decodes codebook groups by ``plan`` (a name from mgm.schedules.groups,
-    with ``plan_options`` for its builder, e.g. ``{"steps": [20, 10, 10, 10]}``); then
-    ``num_steps`` and ``schedule`` are not used (the plan holds them). ``method="recap"`` takes
-    its reuse plan from ``plan_options`` (``full_first``, ``cheap_per_full``); with
-    ``method="group"`` those keys, when present, decode each group by ReCAP's full and cheap steps.
-    """
+    def __init__(self, model, bar: tqdm):
+        super().__init__(model)
+        self.bar = bar
 
-    method: str = "maskgit"
-    num_steps: int = 12
-    schedule: str = "cosine"
-    guidance_scale: float = 0.0
-    temperature: float = 1.0
-    choice_temperature: float = 4.5
-    plan: str | None = None
-    plan_options: dict = field(default_factory=dict)
-    dtype: str | None = None  # autocast dtype of the decode loop ("bfloat16", "float16"), None = the model's
-    compile: bool = False  # torch.compile the transformer's forward (mode "reduce-overhead")
-
-    def update(self, **overrides) -> DecodeSettings:
-        """These settings with the non-None overrides applied, checked before any work."""
-        names = {f.name for f in fields(self)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise ValueError(f"unknown decode settings {sorted(unknown)}; expected some of {sorted(names)}")
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        changed = overrides.get("plan", self.plan) != self.plan or overrides.get("method", self.method) != self.method
-        if changed and "plan_options" not in overrides:
-            overrides["plan_options"] = {}  # another plan's or method's options would not fit this one
-        new = replace(self, **overrides)
-        get_masked_decoder(new.method)
-        get_mask_schedule(new.schedule)
-        resolve_dtype(new.dtype)
-        if not isinstance(new.compile, bool):
-            raise ValueError(f"compile={new.compile!r}: expected True or False")
-        if new.compile and (new.method == "recap" or ReusePlan.split_options(new.plan_options)[0] is not None):
-            raise ValueError("compile=True is not supported with ReCAP reuse (its cheap passes vary in shape)")
-        if new.method == "group" and new.plan is None:
-            raise ValueError("method='group' needs a plan (e.g. 'soundstorm', 'magnet', 'gipd')")
-        if new.method == "recap":
-            ReusePlan.from_options(new.plan_options)  # unknown or bad reuse options fail here
-        if new.method == "group":
-            ReusePlan.split_options(new.plan_options)  # bad reuse values fail here; plan keys at decode
-        return new
-
-    def decoder_kwargs(self, num_codebooks: int) -> dict:
-        """The method-specific arguments of the decoder call."""
-        if self.method == "group":
-            reuse, options = ReusePlan.split_options(self.plan_options)
-            return {"plan": get_group_plan(self.plan, num_codebooks, **options), "reuse": reuse}
-        if self.method == "recap":
-            return {
-                "num_steps": self.num_steps,
-                "schedule": self.schedule,
-                "reuse": ReusePlan.from_options(self.plan_options),
-            }
-        return {"num_steps": self.num_steps, "schedule": self.schedule}
-
-    def nfe(self, num_codebooks: int) -> int:
-        """Forward passes per batch these settings take."""
-        kwargs = self.decoder_kwargs(num_codebooks)
-        return kwargs["plan"].nfe if "plan" in kwargs else self.num_steps
-
-
-class _CountingModel:
-    """The transformer, ticking a progress bar at each forward pass (one per decoding step)."""
-
-    def __init__(self, model: MaskedTransformer, bar: tqdm):
-        self.model, self.bar = model, bar
-        self.spec, self.num_classes, self.accepts = model.spec, model.num_classes, model.accepts
-
-    def __call__(self, codes: torch.Tensor, cond: Condition | None) -> torch.Tensor:
-        logits = self.model(codes, cond)
-        self.bar.update(1)
-        return logits
-
-    def forward_cached(self, codes: torch.Tensor, cond: Condition | None):
-        out = self.model.forward_cached(codes, cond)
+    def __call__(self, *args, **kwargs):
+        out = self.model(*args, **kwargs)
         self.bar.update(1)
         return out
 
-    def forward_partial(self, codes: torch.Tensor, positions: torch.Tensor, cond: Condition | None, cache):
-        out = self.model.forward_partial(codes, positions, cond, cache)
+    def forward_cached(self, *args):
+        out = self.model.forward_cached(*args)
+        self.bar.update(1)
+        return out
+
+    def forward_partial(self, *args):
+        out = self.model.forward_partial(*args)
         self.bar.update(1)
         return out
 
 
-class MaskedPipeline:
-    """Base of the modality pipelines. Subclasses add the tokenizer and the modality's I/O."""
+class Pipeline:
+    """Base of every pipeline. Subclasses set the tokenizer and model classes, the decoder kind
+    ("masked" or "ar") and the modality's inputs and outputs."""
 
     tokenizer_class: type
     model_class: type = MaskedTransformer
-    settings_class: type = DecodeSettings
+    decoder_kind: str = MASKED
+    output_types: tuple[str, ...] = ("pt", "np")
     default_folder: Path | None = None  # the pipeline shipped in the package, if any
     default_recipe: str = ""  # the make target that rebuilds it
     any_length: bool = False  # 1-D tokens: the tokenizer's clip length need not be the transformer's
 
-    def __init__(
-        self,
-        tokenizer,
-        transformer: MaskedTransformer,
-        settings: DecodeSettings | None = None,
-        class_names: list[str] | None = None,
-    ):
+    def __init__(self, tokenizer, transformer, settings: DecodeSettings | dict | None = None, class_names=None):
         self.check_specs(tokenizer, transformer)
         self.tokenizer = tokenizer.eval()
         self.transformer = transformer.eval()
-        self.settings = settings or self.settings_class()
+        if settings is None or isinstance(settings, dict):
+            settings = DecodeSettings.from_config(self.decoder_kind, settings or {})
+        if settings.kind != self.decoder_kind:
+            raise ValueError(f"settings: {settings.kind} decode settings for a {self.decoder_kind} pipeline")
+        self.settings = settings
         self.class_names = list(class_names) if class_names else None
 
     @classmethod
@@ -163,7 +101,7 @@ class MaskedPipeline:
             raise ValueError(f"tokenizer spec {tokenizer.spec} does not match the transformer's {transformer.spec}")
 
     @property
-    def spec(self):
+    def spec(self) -> TokenSpec:
         return self.transformer.spec
 
     @property
@@ -179,22 +117,42 @@ class MaskedPipeline:
         self.transformer.to(device)
         return self
 
+    # -- options --------------------------------------------------------------------------------
+
+    def split_options(self, options: dict) -> tuple[CallOptions, DecodeSettings]:
+        """A call's keyword options -> (CallOptions, the decode settings with its overrides),
+        every value checked before any work."""
+        call = CallOptions(**{k: v for k, v in options.items() if k in CALL_OPTIONS})
+        if call.output_type not in self.output_types:
+            raise ValueError(f"output_type={call.output_type!r}: expected one of {list(self.output_types)}")
+        decode = {k: v for k, v in options.items() if k not in CALL_OPTIONS}
+        return call, self.settings.update(**decode)
+
+    @staticmethod
+    def check_num(num: object) -> int:
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise ValueError(f"num={num!r}: expected an integer >= 1")
+        return num
+
+    def convert(self, x: torch.Tensor, output_type: str):
+        """A batch tensor -> the requested output type ("pt" as it is, "np" a numpy array)."""
+        return x if output_type == "pt" else np.asarray(x.detach().cpu().numpy())
+
     # -- conditions -----------------------------------------------------------------------------
 
     def resolve_labels(self, num: int, labels) -> torch.Tensor | None:
         """LongTensor[num] of class labels, or None for an unconditional model.
 
-        ``labels=None`` cycles through all classes; a shorter list is cycled to ``num``.
+        ``labels=None`` cycles through all classes; a shorter list is cycled to ``num``. Labels
+        are class indices (ints) or, where the pipeline has class names, those names.
         """
         if self.num_classes == 0:
             if labels is not None:
                 raise ValueError("labels given, but this pipeline's model has no classes")
             return None
         if labels is None:
-            labels = torch.arange(num) % self.num_classes
-        labels = torch.as_tensor(labels, dtype=torch.long).flatten().cpu()
-        if labels.numel() == 0:
-            raise ValueError("labels: expected at least one label")
+            return torch.arange(num) % self.num_classes
+        labels = self._label_ids(labels)
         bad = (labels < 0) | (labels >= self.num_classes)
         if bool(bad.any()):
             raise ValueError(
@@ -203,64 +161,75 @@ class MaskedPipeline:
             )
         return labels.repeat(num // labels.numel() + 1)[:num]
 
+    def _label_ids(self, labels) -> torch.Tensor:
+        if isinstance(labels, torch.Tensor):
+            if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise ValueError(f"labels: expected integer class ids, got a {labels.dtype} tensor")
+            values = labels.flatten().tolist()
+        else:
+            values = list(labels) if isinstance(labels, (list, tuple)) else [labels]
+        ids = []
+        for value in values:
+            if isinstance(value, str):
+                if not self.class_names or value not in self.class_names:
+                    raise ValueError(f"labels: {value!r} is not a class name; expected one of {self.class_names}")
+                value = self.class_names.index(value)
+            elif isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"labels: {value!r} is not a class id; expected integers (or class names)")
+            ids.append(int(value))
+        if not ids:
+            raise ValueError("labels: expected at least one label")
+        return torch.tensor(ids, dtype=torch.long)
+
     # -- decoding -------------------------------------------------------------------------------
 
     def decode_codes(
         self,
         num: int,
-        labels: torch.Tensor | None,
+        call: CallOptions,
         settings: DecodeSettings,
-        seed: int | None = 0,
+        *,
+        labels: torch.Tensor | None = None,
+        condition: Condition | None = None,
         init_codes: torch.Tensor | None = None,
         editable: torch.Tensor | None = None,
-        batch_size: int = 64,
-        progress: bool = False,
-        spec=None,
-        condition: Condition | None = None,
+        spec: TokenSpec | None = None,
     ) -> DecodeResult:
-        """Decode ``num`` samples in batches of ``batch_size`` -> one DecodeResult (codes [num, K, N]).
+        """Decode ``num`` samples in batches of ``call.batch_size`` -> one DecodeResult (codes
+        [num, K, N]; ``nfe`` sums the batches' passes, which run one after another).
 
         ``spec``: the token spec to decode (default the model's; 1-D models also take shorter ones).
         ``condition``: a Condition of ``num`` rows (e.g. caption contexts) instead of ``labels``.
-        The result's ``trace`` is the first batch's (every batch runs the same steps).
+        Sample i is decoded with its own generator from (seed, i), whatever the batch split.
         """
-        decoder = get_masked_decoder(settings.method)
         spec = spec or self.spec
-        method_kwargs = settings.decoder_kwargs(spec.num_codebooks)
-        device = self.device
-        generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
-        codes, nfe, compute, trace = [], 0, 0.0, None
-        starts = range(0, num, batch_size)
-        total = len(starts) * settings.nfe(spec.num_codebooks)
-        bar = tqdm(total=total, desc="decoding", unit="step", disable=not progress)
-        model = _CountingModel(compiled(self.transformer) if settings.compile else self.transformer, bar)
-        for start in starts:
-            stop = min(num, start + batch_size)
-            if condition is not None:
-                cond = condition.select(slice(start, stop)).to(device)
-            else:
-                cond = None if labels is None else Condition(labels=labels[start:stop].to(device))
-            result = decoder(
-                model,
-                spec,
-                batch_size=stop - start,
-                cond=cond,
-                guidance_scale=settings.guidance_scale if cond else 0.0,
-                temperature=settings.temperature,
-                choice_temperature=settings.choice_temperature,
-                init_codes=None if init_codes is None else init_codes[start:stop].to(device),
-                editable=None if editable is None else editable[start:stop].to(device),
-                generator=generator,
-                device=device,
-                dtype=settings.dtype,
-                **method_kwargs,
-            )
-            codes.append(result.codes)
-            nfe += result.nfe
-            compute += result.compute
-            trace = result.trace if trace is None else trace
-        bar.close()
-        return DecodeResult(codes=torch.cat(codes), nfe=nfe, trace=trace, compute=compute)
+        entry, device = settings.entry, self.device
+        options = dict(settings.options, callback=call.callback)
+        if condition is None and labels is not None:
+            condition = Condition(labels=labels)
+        if condition is None or condition.batch_size is None:
+            options["guidance_scale"] = 0.0  # nothing to guide towards (unconditional model)
+        results = []
+        with tqdm(desc="decoding", unit="pass", disable=not call.progress) as bar:
+            model = _CountingModel(self.transformer, bar)
+            for start in range(0, num, call.batch_size):
+                rows = slice(start, min(num, start + call.batch_size))
+                count = rows.stop - rows.start
+                cond = None if condition is None else condition.select(rows).to(device)
+                generator = sample_generators(call.seed, start, count, device)
+                results.append(
+                    self.decode_batch(entry, model, spec, cond, generator, count, options,
+                                      None if init_codes is None else init_codes[rows].to(device),
+                                      None if editable is None else editable[rows].to(device))
+                )  # fmt: skip
+        return DecodeResult.cat(results)
+
+    def decode_batch(self, entry, model, spec, cond, generator, count, options, init_codes, editable) -> DecodeResult:
+        """One batch through the registered decoder (masked pipelines; the AR pipeline overrides it)."""
+        return entry.decode(
+            model, spec, batch_size=count, cond=cond, generator=generator, init_codes=init_codes,
+            editable=editable, device=self.device, **options,
+        )  # fmt: skip
 
     # -- save / load ----------------------------------------------------------------------------
 
@@ -275,7 +244,7 @@ class MaskedPipeline:
         self.transformer.save_pretrained(directory / "transformer", overwrite=overwrite)
         config = {
             "_class_name": type(self).__name__,
-            "settings": asdict(self.settings),
+            "settings": self.settings.to_config(),
             "class_names": self.class_names,
             **self.extra_config(),
         }
@@ -288,11 +257,13 @@ class MaskedPipeline:
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: no such directory (expected a saved {cls.__name__})")
         config = load_json(directory / PIPELINE_CONFIG)
+        if not isinstance(config, dict):
+            raise ValueError(f"{directory / PIPELINE_CONFIG}: expected a JSON object, got {type(config).__name__}")
         if config.get("_class_name") != cls.__name__:
             raise ValueError(f"{directory}: holds a {config.get('_class_name')}, not a {cls.__name__}")
         tokenizer = cls.tokenizer_class.from_pretrained(directory / "tokenizer")
         transformer = cls.model_class.from_pretrained(directory / "transformer")
-        settings = cls.settings_class(**config.get("settings", {}))
+        settings = DecodeSettings.from_config(cls.decoder_kind, config.get("settings", {}))
         extra = cls.load_extra(directory, config)
         return cls(tokenizer, transformer, settings, config.get("class_names"), **extra).to(device)
 
@@ -300,3 +271,12 @@ class MaskedPipeline:
     def load_extra(cls, directory: Path, config: dict) -> dict:
         """Constructor arguments beyond the tokenizer and transformer that a subclass saved."""
         return {}
+
+
+class MaskedPipeline(Pipeline):
+    """Base of the masked-transformer pipelines (image, audio, motion)."""
+
+    decoder_kind = MASKED
+
+
+__all__ = ["AR", "MASKED", "DecodeSettings", "MaskedPipeline", "Pipeline", "PIPELINE_CONFIG"]

@@ -3,24 +3,33 @@
 Images are FloatTensor[B, 3, S, S] in [0, 1]. Editing maps a pixel region to the tokens whose
 patches touch it (``ImageVQ.token_mask``), re-decodes only those tokens, and pastes the original
 pixels back outside the region, so everything outside it is kept exactly.
+
+Every method takes ``labels=`` (class ids or names, cycled; None cycles through the classes)
+and the options of ``mgm.pipelines.base``: seed, batch_size, progress, output_type ("pt", "np":
+[B, S, S, 3], "pil": a list of PIL images), callback, and the decode options.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mgm.decoding import DecodeResult
-from mgm.pipelines.base import DecodeSettings, MaskedPipeline
+from mgm.decoding.options import check_number
+from mgm.pipelines.base import MaskedPipeline
+from mgm.pipelines.settings import sample_generators
 from mgm.tokenizers.image_vq import ImageVQ
 
 DEFAULT_IMAGE_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "image_shapes"
 OUTPAINT_DIRECTIONS = ("left", "right", "up", "down")
+DEFAULT_NUM_IMAGES = 8
 
 
 class ImagePipeline(MaskedPipeline):
     tokenizer_class = ImageVQ
+    output_types = ("pt", "np", "pil")
 
     default_folder = DEFAULT_IMAGE_PIPELINE
     default_recipe = "pretrained-image"
@@ -29,76 +38,36 @@ class ImagePipeline(MaskedPipeline):
     def image_size(self) -> int:
         return self.tokenizer.image_size
 
-    def generate(
-        self,
-        num: int = 8,
-        labels=None,
-        num_steps: int | None = None,
-        schedule: str | None = None,
-        guidance_scale: float | None = None,
-        temperature: float | None = None,
-        method: str | None = None,
-        seed: int | None = 0,
-        batch_size: int = 64,
-        progress: bool = False,
-        plan_options: dict | None = None,
-    ) -> torch.Tensor:
-        """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1].
+    def generate(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options):
+        """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1] (or ``output_type``'s form)."""
+        call, settings = self.split_options(options)
+        result = self._generate(num, labels, call, settings)
+        return self.convert(self.tokenizer.decode(result.codes), call.output_type)
 
-        ``labels``: class labels (cycled to ``num``), or None to cycle through all classes.
-        Unset decode arguments take the pipeline's defaults (``self.settings``); ``plan_options``
-        are the method's plan (e.g. ``{"full_first": 2, "cheap_per_full": 1}`` for recap).
-        """
-        return self.tokenizer.decode(
-            self.generate_codes(
-                num, labels, num_steps, schedule, guidance_scale, temperature, method, seed, batch_size, progress,
-                plan_options,
-            ).codes
-        )  # fmt: skip
+    def generate_codes(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options) -> DecodeResult:
+        """As ``generate``, but the DecodeResult (codes [num, 1, N], nfe, trace)."""
+        call, settings = self.split_options(options)
+        return self._generate(num, labels, call, settings)
 
-    def generate_codes(
-        self,
-        num: int = 8,
-        labels=None,
-        num_steps=None,
-        schedule=None,
-        guidance_scale=None,
-        temperature=None,
-        method=None,
-        seed=0,
-        batch_size=64,
-        progress=False,
-        plan_options=None,
-    ) -> DecodeResult:
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num={num!r}: expected an integer >= 1")
-        settings = self._settings(num_steps, schedule, guidance_scale, temperature, method, plan_options)
-        return self.decode_codes(
-            num, self.resolve_labels(num, labels), settings, seed, batch_size=batch_size, progress=progress
-        )
+    def _generate(self, num, labels, call, settings) -> DecodeResult:
+        num = self.check_num(num)
+        return self.decode_codes(num, call, settings, labels=self.resolve_labels(num, labels))
 
     # -- editing --------------------------------------------------------------------------------
 
-    def inpaint(
-        self, images: torch.Tensor, mask: torch.Tensor, labels=None, seed: int | None = 0, **decode_overrides
-    ) -> torch.Tensor:
+    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, labels=None, **options):
         """Regenerate the pixels where ``mask`` (BoolTensor[B, S, S] or [S, S], True = regenerate) is set.
 
-        Returns FloatTensor[B, 3, S, S]: generated inside the mask, the input's pixels outside.
+        Returns images [B, 3, S, S]: generated inside the mask, the input's pixels outside.
         """
+        call, settings = self.split_options(options)
         images, mask = self._check_edit(images, mask)
-        result = self.edit_codes(images, self.tokenizer.token_mask(mask), labels, seed, **decode_overrides)
-        return torch.where(mask[:, None].to(images.device), self.tokenizer.decode(result.codes), images)
+        result = self._edit(images, self.tokenizer.token_mask(mask), labels, call, settings)
+        inpainted = torch.where(mask[:, None].to(images.device), self.tokenizer.decode(result.codes), images)
+        return self.convert(inpainted, call.output_type)
 
-    def outpaint(
-        self,
-        images: torch.Tensor,
-        direction: str = "right",
-        amount: int | None = None,
-        labels=None,
-        seed: int | None = 0,
-        **decode_overrides,
-    ) -> torch.Tensor:
+    def outpaint(self, images: torch.Tensor, direction: str = "right", amount: int | None = None, *, labels=None,
+                 **options):  # fmt: skip
         """Slide the view ``amount`` pixels towards ``direction`` and generate the uncovered strip.
 
         The content moves the other way by ``amount`` (rounded up to whole tokens; default a quarter
@@ -108,8 +77,9 @@ class ImagePipeline(MaskedPipeline):
             raise ValueError(f"direction={direction!r}: expected one of {OUTPAINT_DIRECTIONS}")
         size, step = self.image_size, self.tokenizer.downsample
         amount = size // 4 if amount is None else amount
-        if not 0 < amount < size:
-            raise ValueError(f"amount={amount}: expected pixels in [1, {size - 1}]")
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < size:
+            raise ValueError(f"amount={amount!r}: expected whole pixels in [1, {size - 1}]")
+        self.split_options(options)  # bad options fail before any work
         amount = -(-amount // step) * step
         images, _ = self._check_edit(images, None)
         axis, sign = {"left": (3, 1), "right": (3, -1), "up": (2, 1), "down": (2, -1)}[direction]
@@ -121,46 +91,45 @@ class ImagePipeline(MaskedPipeline):
         else:
             mask[:, new, :] = True
         shifted = torch.where(mask[:, None], 0.5, shifted)  # the rolled-in pixels are not content
-        return self.inpaint(shifted, mask, labels, seed, **decode_overrides)
+        return self.inpaint(shifted, mask, labels=labels, **options)
 
-    def variations(
-        self, images: torch.Tensor, strength: float = 0.5, labels=None, seed: int | None = 0, **decode_overrides
-    ) -> torch.Tensor:
+    def variations(self, images: torch.Tensor, strength: float = 0.5, *, labels=None, **options):
         """Re-mask a random ``strength`` share of each image's tokens and decode them again."""
-        if not 0 < strength <= 1:
-            raise ValueError(f"strength={strength}: expected a share in (0, 1]")
+        check_number(strength, "strength", above=0, maximum=1)
+        call, settings = self.split_options(options)
         images, _ = self._check_edit(images, None)
-        n = self.spec.num_positions
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        scores = torch.rand(images.shape[0], n, generator=generator)
+        b, n = images.shape[0], self.spec.num_positions
+        generators = sample_generators(call.seed, 0, b, torch.device("cpu"))
+        scores = torch.stack([torch.rand(n, generator=g) for g in generators]) if generators else torch.rand(b, n)
         num_masked = max(1, round(strength * n))
         editable = (scores.argsort(-1).argsort(-1) < num_masked)[:, None].to(images.device)
-        return self.tokenizer.decode(self.edit_codes(images, editable, labels, seed, **decode_overrides).codes)
+        result = self._edit(images, editable, labels, call, settings)
+        return self.convert(self.tokenizer.decode(result.codes), call.output_type)
 
-    def edit_codes(
-        self, images: torch.Tensor, editable: torch.Tensor, labels=None, seed: int | None = 0, **decode_overrides
-    ) -> DecodeResult:
+    def edit_codes(self, images: torch.Tensor, editable: torch.Tensor, *, labels=None, **options) -> DecodeResult:
         """Encode ``images``, regenerate the tokens in ``editable`` (BoolTensor[B, 1, N]), keep the rest."""
-        settings = self._settings(**decode_overrides)
-        labels = self.resolve_labels(images.shape[0], labels)
+        call, settings = self.split_options(options)
+        images, _ = self._check_edit(images, None)
+        return self._edit(images, editable, labels, call, settings)
+
+    def _edit(self, images, editable, labels, call, settings) -> DecodeResult:
+        num = images.shape[0]
+        labels = self.resolve_labels(num, labels)
         init = self.tokenizer.encode(images.to(self.device))
-        return self.decode_codes(images.shape[0], labels, settings, seed, init_codes=init, editable=editable)
+        return self.decode_codes(num, call, settings, labels=labels, init_codes=init, editable=editable)
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _settings(
-        self, num_steps=None, schedule=None, guidance_scale=None, temperature=None, method=None, plan_options=None
-    ) -> DecodeSettings:
-        if method is not None and method != self.settings.method and plan_options is None:
-            plan_options = {}  # the saved method's plan options would not fit another method
-        return self.settings.update(
-            num_steps=num_steps,
-            schedule=schedule,
-            guidance_scale=guidance_scale,
-            temperature=temperature,
-            method=method,
-            plan_options=plan_options,
-        )
+    def convert(self, images: torch.Tensor, output_type: str):
+        """Images [B, 3, S, S] in [0, 1] -> "pt" as they are, "np" float [B, S, S, 3], "pil" PIL images."""
+        if output_type == "pt":
+            return images
+        array = images.detach().permute(0, 2, 3, 1).float().cpu().numpy()
+        if output_type == "np":
+            return array
+        from PIL import Image
+
+        return [Image.fromarray((a * 255).round().clip(0, 255).astype(np.uint8)) for a in array]
 
     def _check_edit(self, images: torch.Tensor, mask: torch.Tensor | None):
         if isinstance(images, torch.Tensor) and images.dim() == 3:

@@ -15,15 +15,18 @@ tokens and re-decodes the tokens around each junction with both segments' contex
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from mgm.data.motion_features import FPS, check_features, recover_joints
 from mgm.decoding import DecodeResult
+from mgm.decoding.options import check_number
 from mgm.models.text import check_captions
 from mgm.pipelines.base import MaskedPipeline
 from mgm.pipelines.captions import CaptionConditioning
+from mgm.pipelines.settings import MAX_SEED
 from mgm.tokenizers.motion_vq import MotionVQ
 
 DEFAULT_MOTION_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "motion_motions7"
@@ -49,8 +52,7 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
         """Token positions for a clip of ``seconds`` (None = the longest the model takes)."""
         if seconds is None:
             return self.max_tokens
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            raise ValueError(f"seconds={seconds!r}: expected a positive number")
+        check_number(seconds, "seconds", above=0)
         n = round(seconds * FPS / self.tokenizer.downsample)
         if n < 1 or n > self.max_tokens:
             shortest = self.tokenizer.downsample / FPS
@@ -61,42 +63,46 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def generate(self, texts, seconds: float | None = None, num: int | None = None, seed: int | None = 0, **kw):
-        """Motions for ``texts`` (one caption, or a list: one motion each; ``num`` repeats one caption)
-        -> raw features FloatTensor[B, 4N, 263]. ``kw``: decode overrides, ``steps_per_second``,
-        ``batch_size``, ``progress``."""
-        return self.features(self.generate_codes(texts, seconds, num, seed, **kw).codes)
+    def generate(self, num: int | None = None, *, texts, seconds: float | None = None,
+                 steps_per_second: float | None = None, **options):  # fmt: skip
+        """Motions for ``texts`` (one caption, or a list: one motion each; ``num`` repeats one
+        caption) -> raw features FloatTensor[B, 4N, 263] (or numpy with ``output_type="np"``).
 
-    def generate_codes(self, texts, seconds=None, num=None, seed=0, steps_per_second=None, **kw) -> DecodeResult:
-        """As ``generate``; ``steps_per_second``: scale the decoding steps with the length
-        (ceil(seconds x rate), at least 1) instead of the settings' fixed ``num_steps``."""
+        ``steps_per_second``: scale the decoding steps with the length (ceil(seconds x rate), at
+        least 1) instead of the settings' fixed ``num_steps``. ``options``: seed, batch_size,
+        progress, output_type, callback and the decode options.
+        """
+        call, settings = self.split_options(options)
+        result = self._generate(num, texts, seconds, steps_per_second, call, settings)
+        return self.convert(self.features(result.codes), call.output_type)
+
+    def generate_codes(self, num: int | None = None, *, texts, seconds: float | None = None,
+                       steps_per_second: float | None = None, **options) -> DecodeResult:  # fmt: skip
+        call, settings = self.split_options(options)
+        return self._generate(num, texts, seconds, steps_per_second, call, settings)
+
+    def _generate(self, num, texts, seconds, steps_per_second, call, settings) -> DecodeResult:
         texts = check_captions(texts)
-        num = len(texts) if num is None else num
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num={num!r}: expected an integer >= 1")
+        num = self.check_num(len(texts) if num is None else num)
+        if len(texts) not in (1, num):
+            raise ValueError(f"texts: {len(texts)} captions for num={num} motions; expected 1 or {num}")
         n = self.tokens_for(seconds)
         if steps_per_second is not None:
-            if (
-                isinstance(steps_per_second, bool)
-                or not isinstance(steps_per_second, (int, float))
-                or steps_per_second <= 0
-            ):
-                raise ValueError(f"steps_per_second={steps_per_second!r}: expected a positive number")
+            check_number(steps_per_second, "steps_per_second", above=0)
             seconds_decoded = self.tokenizer.frames_for(n) / FPS
-            kw["num_steps"] = max(1, math.ceil(seconds_decoded * steps_per_second))
-        settings, batch_size, progress = self._settings(kw)
-        return self.decode_codes(num, None, settings, seed, batch_size=batch_size, progress=progress,
-                                 spec=self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n)),
-                                 condition=self.condition(texts, num))  # fmt: skip
+            settings = settings.update(num_steps=max(1, math.ceil(seconds_decoded * steps_per_second)))
+        spec = self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n))
+        return self.decode_codes(num, call, settings, condition=self.condition(texts, num), spec=spec)
 
     # -- editing --------------------------------------------------------------------------------
 
-    def inbetween(self, motion, keep_start_s: float, keep_end_s: float, texts, seed=0, **kw) -> torch.Tensor:
+    def inbetween(self, motion, keep_start_s: float, keep_end_s: float, *, texts, **options):
         """Keep the first ``keep_start_s`` and last ``keep_end_s`` seconds of ``motion`` [B, F, 263] and
         generate the frames between them for ``texts`` -> features [B, 4N, 263]."""
-        return self.features(self.inbetween_codes(motion, keep_start_s, keep_end_s, texts, seed, **kw).codes)
+        return self._edited(self.inbetween_codes, motion, keep_start_s, keep_end_s, texts=texts, **options)
 
-    def inbetween_codes(self, motion, keep_start_s, keep_end_s, texts, seed=0, **kw) -> DecodeResult:
+    def inbetween_codes(self, motion, keep_start_s, keep_end_s, *, texts, **options) -> DecodeResult:
+        call, settings = self.split_options(options)
         codes = self.encode(motion)
         n = codes.shape[-1]
         first, last = self._tokens_at(keep_start_s, "keep_start_s"), self._tokens_at(keep_end_s, "keep_end_s")
@@ -106,16 +112,17 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
             )
         editable = torch.zeros_like(codes, dtype=torch.bool)
         editable[..., first : n - last] = True
-        return self._edit(codes, editable, texts, seed, kw)
+        return self._edit(codes, editable, texts, call, settings)
 
-    def complete(self, motion, texts, seconds: float | None = None, keep: str = "prefix", seed=0, **kw) -> torch.Tensor:
+    def complete(self, motion, seconds: float | None = None, keep: str = "prefix", *, texts, **options):
         """Extend ``motion`` (the clip's start, ``keep="prefix"``, or its end, ``"suffix"``) to
         ``seconds`` -> features [B, 4N, 263]; the given part's tokens are kept."""
-        return self.features(self.complete_codes(motion, texts, seconds, keep, seed, **kw).codes)
+        return self._edited(self.complete_codes, motion, seconds, keep, texts=texts, **options)
 
-    def complete_codes(self, motion, texts, seconds=None, keep="prefix", seed=0, **kw) -> DecodeResult:
+    def complete_codes(self, motion, seconds=None, keep="prefix", *, texts, **options) -> DecodeResult:
         if keep not in ("prefix", "suffix"):
             raise ValueError(f"keep={keep!r}: expected 'prefix' or 'suffix'")
+        call, settings = self.split_options(options)
         given = self.encode(motion)
         n, g = self.tokens_for(seconds), given.shape[-1]
         if g >= n:
@@ -124,31 +131,34 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
         editable = torch.ones_like(codes, dtype=torch.bool)
         where = slice(0, g) if keep == "prefix" else slice(n - g, n)
         codes[..., where], editable[..., where] = given, False
-        return self._edit(codes, editable, texts, seed, kw)
+        return self._edit(codes, editable, texts, call, settings)
 
-    def edit_part(self, motion, texts, part: str = "upper", seed=0, **kw) -> torch.Tensor:
+    def edit_part(self, motion, part: str = "upper", *, texts, **options):
         """Regenerate one body part of ``motion`` for ``texts`` ("upper": torso and arms; "lower":
         legs, root trajectory and foot contacts) while the other part's features are kept exactly."""
-        return self.features(self.edit_part_codes(motion, texts, part, seed, **kw).codes)
+        return self._edited(self.edit_part_codes, motion, part, texts=texts, **options)
 
-    def edit_part_codes(self, motion, texts, part="upper", seed=0, **kw) -> DecodeResult:
+    def edit_part_codes(self, motion, part="upper", *, texts, **options) -> DecodeResult:
+        call, settings = self.split_options(options)
         index = self.tokenizer.part_index(part)
         codes = self.encode(motion)
         editable = torch.zeros_like(codes, dtype=torch.bool)
         editable[:, index] = True
-        return self._edit(codes, editable, texts, seed, kw)
+        return self._edit(codes, editable, texts, call, settings)
 
-    def long_sequence(self, texts, seconds_each: float | list[float], seed=0, **kw) -> torch.Tensor:
+    def long_sequence(self, texts, seconds_each: float | list[float], **options):
         """One motion through several captions: a segment per caption, joined, each junction's
         2 x JUNCTION_TOKENS token positions re-decoded with both neighbours' tokens in view (under
         the later caption) -> features [1, sum of the segments' frames, 263]."""
+        call, settings = self.split_options(options)
         texts = check_captions(texts)
         seconds = list(seconds_each) if isinstance(seconds_each, (list, tuple)) else [seconds_each] * len(texts)
         if len(seconds) != len(texts):
             raise ValueError(f"seconds_each: {len(seconds)} lengths for {len(texts)} captions")
+        seeded = lambda offset: replace(call, seed=None if call.seed is None else (call.seed + offset) % MAX_SEED)  # noqa: E731
         segments = [
-            self.generate_codes([t], s, seed=None if seed is None else seed + i, **dict(kw)).codes
-            for i, (t, s) in enumerate(zip(texts, seconds))
+            self._generate(None, [text], length, None, seeded(i), settings).codes
+            for i, (text, length) in enumerate(zip(texts, seconds))
         ]
         codes = segments[0]
         for i, segment in enumerate(segments[1:], start=1):
@@ -159,9 +169,9 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
             window = codes[..., lo:hi]
             editable = torch.zeros_like(window, dtype=torch.bool)
             editable[..., max(0, joint - lo - JUNCTION_TOKENS) : joint - lo + JUNCTION_TOKENS] = True
-            redone = self._edit(window, editable, [texts[i]], None if seed is None else seed + 1000 + i, dict(kw)).codes
+            redone = self._edit(window, editable, [texts[i]], seeded(1000 + i), settings).codes
             codes = torch.cat([codes[..., :lo], redone, codes[..., hi:]], -1)
-        return self.features(codes)
+        return self.convert(self.features(codes), call.output_type)
 
     # -- tokens <-> features --------------------------------------------------------------------
 
@@ -193,22 +203,20 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _settings(self, kw: dict):
-        batch_size, progress = kw.pop("batch_size", 64), kw.pop("progress", False)
-        return self.settings.update(**kw), batch_size, progress
+    def _edited(self, codes_method, *args, **options):
+        """An editing method's features: ``codes_method(*args, **options)`` decoded to features."""
+        output_type = options.get("output_type", "pt")
+        return self.convert(self.features(codes_method(*args, **options).codes), output_type)
 
     def _tokens_at(self, seconds: float, name: str) -> int:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ValueError(f"{name}={seconds!r}: expected a number of seconds >= 0")
+        check_number(seconds, name, minimum=0)
         return round(seconds * FPS / self.tokenizer.downsample)
 
-    def _edit(self, codes, editable, texts, seed, kw) -> DecodeResult:
-        settings, batch_size, progress = self._settings(kw)
+    def _edit(self, codes, editable, texts, call, settings) -> DecodeResult:
         num, n = codes.shape[0], codes.shape[-1]
-        return self.decode_codes(num, None, settings, seed, init_codes=codes, editable=editable,
-                                 batch_size=batch_size, progress=progress,
-                                 spec=self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n)),
-                                 condition=self.condition(texts, num))  # fmt: skip
+        spec = self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n))
+        return self.decode_codes(num, call, settings, condition=self.condition(texts, num), init_codes=codes,
+                                 editable=editable, spec=spec)  # fmt: skip
 
 
 __all__ = ["DEFAULT_MOTION_PIPELINE", "MotionPipeline"]

@@ -100,6 +100,10 @@ class ImageVQ(nn.Module):
             raise ValueError(
                 f"{name}: shape {tuple(images.shape)}; this tokenizer expects [B, {', '.join(map(str, expected))}]"
             )
+        if images.shape[0] == 0:
+            raise ValueError(f"{name}: an empty batch; expected at least one image")
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError(f"{name}: holds NaN or infinite values; mgm images are finite, in [0, 1]")
         low, high = images.min().item(), images.max().item()
         if low < -1e-3 or high > 1 + 1e-3:
             raise ValueError(f"{name}: values span [{low:.3f}, {high:.3f}]; mgm images are in [0, 1]")

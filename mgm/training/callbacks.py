@@ -37,8 +37,8 @@ class SavePipeline(L.Callback):
         pipeline: dotted path of the pipeline class, e.g. ``mgm.pipelines.ImagePipeline``.
         tokenizer: folder of the tokenizer the codes were made with.
         class_names: names of the class labels, stored in ``pipeline.json``.
-        settings: decode defaults (the fields of the pipeline's ``settings_class``, e.g.
-            ``mgm.pipelines.DecodeSettings`` or ``ARDecodeSettings``).
+        settings: decode defaults, ``{method: ..., <its options>}`` (``mgm.pipelines.DecodeSettings``;
+            no method: the pipeline kind's default).
     """
 
     def __init__(
@@ -60,13 +60,16 @@ class SavePipeline(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        from mgm.pipelines.settings import DecodeSettings
+
         module_name, _, class_name = self.pipeline.rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
         tokenizer = cls.tokenizer_class.from_pretrained(self.tokenizer)
         transformer = copy.deepcopy(pl_module.model).cpu()
         text_encoder = getattr(pl_module, "text_encoder", None)
         extra = {} if text_encoder is None else {"text_encoder": copy.deepcopy(text_encoder).cpu()}
-        pipe = cls(tokenizer, transformer, cls.settings_class().update(**self.settings), self.class_names, **extra)
+        settings = DecodeSettings.from_config(cls.decoder_kind, self.settings)
+        pipe = cls(tokenizer, transformer, settings, self.class_names, **extra)
         pipe.save_pretrained(self.directory, overwrite=self.overwrite)
 
 

@@ -147,8 +147,8 @@ def test_pipeline_settings_take_the_speed_options(tiny_image_pipeline):
     assert images.shape == (2, 3, 16, 16) and images.dtype == torch.float32
     with pytest.raises(ValueError, match="dtype='fp8'"):
         pipe.settings.update(dtype="fp8")
-    with pytest.raises(ValueError, match="compile=True is not supported with ReCAP"):
-        pipe.settings.update(method="recap", compile=True)
+    with pytest.raises(ValueError, match="compile=True is not supported by recap_decode"):
+        pipe.generate(num=2, method="recap", compile=True)
 
 
 @pytest.mark.slow

@@ -74,10 +74,9 @@ def test_motion_samples_and_scores_check_their_input():
      (["--evaluator", "nowhere"], "--evaluator nowhere: no such folder"),
      (["--samples", "nowhere"], "--samples nowhere: no such folder")],
 )  # fmt: skip
-def test_eval_motion_bad_arguments_fail_before_any_work(tmp_path, extra, match):
+def test_eval_motion_bad_arguments_fail_before_any_work(tmp_path, extra, match, cli_error):
     out = tmp_path / "r.json"
-    with pytest.raises(SystemExit, match=match):
-        evaluate.main(["motion", "--out", str(out), "--cache-dir", str(tmp_path / "c"), *extra])
+    cli_error(evaluate.main, ["motion", "--out", str(out), "--cache-dir", str(tmp_path / "c"), *extra], match)
     assert not out.exists() and not (tmp_path / "c").exists()
     with pytest.raises(SystemExit):  # motion has --evaluator, not --judge
         evaluate.main(["motion", "--judge", str(tmp_path)])

@@ -146,7 +146,7 @@ def test_frechet_distance_of_tones_to_themselves_is_zero_and_to_white_noise_larg
     assert tones.distance(other_tones) < to_noise / 3
 
 
-def test_mgm_eval_audio_with_vggish(checkpoint, tmp_path):
+def test_mgm_eval_audio_with_vggish(checkpoint, tmp_path, cli_error):
     from mgm.cli import evaluate
     from mgm.data.audio_io import write_wavs
 
@@ -156,8 +156,6 @@ def test_mgm_eval_audio_with_vggish(checkpoint, tmp_path):
               "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r.json")]  # fmt: skip
     report = evaluate.main([*common, "--vggish", str(checkpoint)])
     assert set(report["scores"]) == {"frechet_judge", "frechet_vggish"} and report["scores"]["frechet_vggish"] > 0
-    with pytest.raises(SystemExit, match="--vggish nowhere.pth: no such file"):
-        evaluate.main([*common, "--overwrite", "--vggish", "nowhere.pth"])
+    cli_error(evaluate.main, [*common, "--overwrite", "--vggish", "nowhere.pth"], "--vggish nowhere.pth: no such file")
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(SystemExit, match="error: --vggish .*bad.pth: not a state dict of VGGish weights"):
-        evaluate.main([*common, "--overwrite", "--vggish", str(tmp_path / "bad.pth")])
+    cli_error(evaluate.main, [*common, "--overwrite", "--vggish", str(tmp_path / "bad.pth")], "error: --vggish .*bad.pth: not a state dict of VGGish weights")

@@ -16,7 +16,7 @@ def test_generate_lengths_labels_and_plans(tiny_audio_pipeline):
     assert audio.shape == (3, 1, 1600) and audio.abs().max() <= 1
     assert pipe.generate(2, seconds=0.1).shape == (2, 1, 800)
     for plan, nfe in [("soundstorm", 16 + 3), ("magnet", 20 + 3 * 10), ("gipd", 3 + 2)]:
-        result = pipe.generate_codes(2, seconds=0.1, method="group", plan=plan, plan_options={})
+        result = pipe.generate_codes(2, seconds=0.1, method="group", plan=plan)
         if plan == "gipd":
             result = pipe.generate_codes(2, seconds=0.1)
         assert result.codes.shape == (2, 4, 5) and result.nfe == nfe, plan
@@ -70,7 +70,7 @@ def test_other_sample_rates_are_resampled_or_refused(tiny_audio_pipeline):
     "call, match",
     [
         (lambda p: p.generate(2, seconds=0.5), "at most 0.2 s"),
-        (lambda p: p.generate(2, seconds=0), "positive"),
+        (lambda p: p.generate(2, seconds=0), "seconds=0: expected a number > 0"),
         (lambda p: p.generate(0), "num=0"),
         (lambda p: p.generate(2, labels=[3]), "labels"),
         (lambda p: p.generate(2, method="group", plan="nope"), "known group plan"),
@@ -112,20 +112,24 @@ def test_group_plans_decode_with_feature_reuse(tiny_audio_pipeline):
     pipe = tiny_audio_pipeline
     # A gipd plan plus a reuse plan: per group, 2 full steps first, then 1 cheap step per full one.
     reuse = {"steps": [6, 4], "full_first": 2, "cheap_per_full": 1}
-    result = pipe.generate_codes(2, seed=0, plan_options=reuse)
+    result = pipe.generate_codes(2, seed=0, **reuse)
     full, cheap = True, False
     assert [r.full for r in result.trace] == [full, full, full, cheap, full, cheap, full, full, full, cheap]
     assert result.nfe == 10 and result.compute < 10
-    plain = pipe.generate_codes(2, seed=0, plan_options={"steps": [6, 4]})
+    plain = pipe.generate_codes(2, seed=0, steps=[6, 4])
     assert plain.compute == 10 and all(r.full for r in plain.trace)
     # Feature reuse keeps the editing invariant: frames outside the infill span keep their tokens.
     audio = pipe.generate(2, seed=1)
     codes = pipe.tokenizer.encode(audio)
-    infilled = pipe.infill_codes(audio, 0.05, 0.1, seed=2, plan="magnet", plan_options={"full_first": 1})
+    infilled = pipe.infill_codes(audio, 0.05, 0.1, seed=2, plan="magnet", full_first=1)
     assert any(not r.full for r in infilled.trace)
     kept = infilled.codes
     span = slice(round(0.05 * pipe.frame_rate), round(0.1 * pipe.frame_rate))
     assert torch.equal(kept[..., : span.start], codes[..., : span.start])
     assert torch.equal(kept[..., span.stop :], codes[..., span.stop :])
     with pytest.raises(ValueError, match="cheap_per_full=-1"):
-        pipe.generate_codes(1, plan_options={"steps": [3, 2], "cheap_per_full": -1})
+        pipe.generate_codes(1, steps=[3, 2], cheap_per_full=-1)
+    # Options of one plan do not carry over to another plan given per call (gipd's steps kept,
+    # soundstorm's own default used), and an option a plan does not take is named.
+    with pytest.raises(ValueError, match=r"plan 'soundstorm' does not take \['span'\]"):
+        pipe.generate_codes(1, plan="soundstorm", span=2)

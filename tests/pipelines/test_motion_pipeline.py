@@ -14,17 +14,17 @@ def _clips(num=2, frames=40):
 def test_generate_lengths_and_seeds(tiny_motion_pipeline):
     pipe = tiny_motion_pipeline
     assert pipe.max_tokens == 10 and pipe.max_seconds == 2.0
-    motion = pipe.generate(["a person walks forward", "someone waves"], seconds=1.0, seed=0)
+    motion = pipe.generate(texts=["a person walks forward", "someone waves"], seconds=1.0, seed=0)
     assert motion.shape == (2, 20, 263) and torch.isfinite(motion).all()
     assert recover_joints(motion).shape == (2, 20, 22, 3)
-    again = pipe.generate(["a person walks forward", "someone waves"], seconds=1.0, seed=0)
+    again = pipe.generate(texts=["a person walks forward", "someone waves"], seconds=1.0, seed=0)
     assert torch.equal(motion, again)
-    assert pipe.generate("a man jumps", num=3).shape == (3, 40, 263)
+    assert pipe.generate(3, texts="a man jumps").shape == (3, 40, 263)
     # Decoding steps scaled with the length: 2.5 steps per second.
-    assert pipe.generate_codes("a man jumps", seconds=1.0, steps_per_second=2.5).nfe == 3
-    assert pipe.generate_codes("a man jumps", seconds=2.0, steps_per_second=2.5).nfe == 5
+    assert pipe.generate_codes(texts="a man jumps", seconds=1.0, steps_per_second=2.5).nfe == 3
+    assert pipe.generate_codes(texts="a man jumps", seconds=2.0, steps_per_second=2.5).nfe == 5
     with pytest.raises(ValueError, match="steps_per_second=0"):
-        pipe.generate_codes("a man jumps", steps_per_second=0)
+        pipe.generate_codes(texts="a man jumps", steps_per_second=0)
 
 
 def test_editing_keeps_the_given_tokens(tiny_motion_pipeline):
@@ -32,16 +32,16 @@ def test_editing_keeps_the_given_tokens(tiny_motion_pipeline):
     motion = _clips()
     given = pipe.encode(motion)  # (2, 2, 10)
     # In-betweening: the first 0.4 s (2 tokens) and the last 0.6 s (3 tokens) are kept.
-    result = pipe.inbetween_codes(motion, 0.4, 0.6, "a person walks", seed=1)
+    result = pipe.inbetween_codes(motion, 0.4, 0.6, texts="a person walks", seed=1)
     assert torch.equal(result.codes[..., :2], given[..., :2]) and torch.equal(result.codes[..., 7:], given[..., 7:])
     assert not torch.equal(result.codes[..., 2:7], given[..., 2:7])
     # Completion of a 1 s prefix (5 tokens) to 2 s, and of a suffix.
-    prefix = pipe.complete_codes(motion[:, :20], "a person walks", seconds=2.0, seed=1).codes
+    prefix = pipe.complete_codes(motion[:, :20], 2.0, texts="a person walks", seed=1).codes
     assert prefix.shape == (2, 2, 10) and torch.equal(prefix[..., :5], given[..., :5])
-    suffix = pipe.complete_codes(motion[:, 20:], "a person walks", seconds=2.0, keep="suffix", seed=1).codes
+    suffix = pipe.complete_codes(motion[:, 20:], 2.0, "suffix", texts="a person walks", seed=1).codes
     assert torch.equal(suffix[..., 5:], pipe.encode(motion[:, 20:]))
     # Body-part editing: the lower body's tokens, and so its features, are kept exactly.
-    edited = pipe.edit_part_codes(motion, "someone waves", part="upper", seed=2).codes
+    edited = pipe.edit_part_codes(motion, "upper", texts="someone waves", seed=2).codes
     assert torch.equal(edited[:, 0], given[:, 0]) and not torch.equal(edited[:, 1], given[:, 1])
     lower = pipe.tokenizer.part_dims[0]
     kept, new = pipe.features(given), pipe.features(edited)
@@ -56,8 +56,8 @@ def test_long_sequence_joins_segments(tiny_motion_pipeline):
 def test_save_load_round_trip(tiny_motion_pipeline, tmp_path):
     folder = tiny_motion_pipeline.save_pretrained(tmp_path / "pipe")
     loaded = MotionPipeline.from_pretrained(folder)
-    a = loaded.generate("a man kicks", seconds=1.0, seed=4)
-    b = tiny_motion_pipeline.generate("a man kicks", seconds=1.0, seed=4)
+    a = loaded.generate(texts="a man kicks", seconds=1.0, seed=4)
+    b = tiny_motion_pipeline.generate(texts="a man kicks", seconds=1.0, seed=4)
     assert torch.equal(a, b)
     with pytest.raises(FileExistsError):
         tiny_motion_pipeline.save_pretrained(folder)
@@ -66,13 +66,13 @@ def test_save_load_round_trip(tiny_motion_pipeline, tmp_path):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda p: p.generate(""), r"texts\[0\]=''"),
-        (lambda p: p.generate("walk", seconds=9), "seconds=9"),
-        (lambda p: p.edit_part(torch.zeros(1, 40, 250), "walk"), "263"),
-        (lambda p: p.edit_part(torch.full((1, 40, 263), float("nan")), "walk"), "NaN"),
-        (lambda p: p.edit_part(torch.zeros(1, 3, 263), "walk"), "F >= 4"),
-        (lambda p: p.edit_part(_clips(1), "walk", part="head"), "part='head'"),
-        (lambda p: p.inbetween(_clips(1), 1.0, 1.0, "walk"), "nothing left"),
+        (lambda p: p.generate(texts=""), r"texts\[0\]=''"),
+        (lambda p: p.generate(texts="walk", seconds=9), "seconds=9"),
+        (lambda p: p.edit_part(torch.zeros(1, 40, 250), texts="walk"), "263"),
+        (lambda p: p.edit_part(torch.full((1, 40, 263), float("nan")), texts="walk"), "NaN"),
+        (lambda p: p.edit_part(torch.zeros(1, 3, 263), texts="walk"), "F >= 4"),
+        (lambda p: p.edit_part(_clips(1), "head", texts="walk"), "part='head'"),
+        (lambda p: p.inbetween(_clips(1), 1.0, 1.0, texts="walk"), "nothing left"),
     ],
 )
 def test_bad_input_fails_before_any_decoding(tiny_motion_pipeline, call, match, monkeypatch):

@@ -16,6 +16,6 @@ def test_shipped_ar_pipeline_samples_its_classes_in_fewer_passes_with_sjd():
     judge = ImageClassifier.from_pretrained(DEFAULT_AR_PIPELINE.parent / "shapes_classifier")
     labels = torch.arange(40) % 10
     result = pipe.generate_codes(40, labels=labels, seed=0)  # the default: SJD, window 16
-    assert pipe.settings.method == "sjd" and all(r.nfe < 64 for r in result.trace)
+    assert pipe.settings.method == "sjd" and int(result.passes_per_sample().max()) < 64
     quality = image_quality(judge, pipe.tokenizer.decode(result.codes), labels)
     assert quality["accuracy"] >= 0.7, quality  # chance is 0.10; measured about 0.9 on 256

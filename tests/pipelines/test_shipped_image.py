@@ -33,7 +33,9 @@ def test_generated_images_show_their_class_with_real_variety(shipped):
     real, _ = make_shapes(NUM, pipe.image_size, seed=2, labels=labels)
     generated = image_quality(classifier, pipe.generate(num=NUM, labels=labels, seed=0), labels)
     reference = image_quality(classifier, real, labels)
-    assert generated["accuracy"] >= 0.75, generated  # chance is 0.10; measured 0.926 on 512 (README)
+    # Chance is 0.10; measured 0.926 on 512 (BENCHMARKS.md). On 100 samples one standard error is
+    # sqrt(0.926 * 0.074 / 100) = 0.026, so the bound sits 4 standard errors below: 0.82.
+    assert generated["accuracy"] >= 0.82, generated
     # A model that repeated one image per class would score 0 diversity.
     assert generated["diversity"] >= 0.5 * reference["diversity"], (generated, reference)
 
@@ -46,4 +48,5 @@ def test_inpainting_half_an_image_keeps_its_class(shipped):
     mask[:, pipe.image_size // 2 :] = True
     inpainted = pipe.inpaint(real, mask, labels=labels, seed=0)
     assert torch.equal(inpainted[..., : pipe.image_size // 2], real[..., : pipe.image_size // 2])
-    assert image_quality(classifier, inpainted, labels)["accuracy"] >= 0.85  # measured 0.969 on 512
+    # Measured 0.969 on 512; one standard error on 50 is 0.024, 4 below: 0.87.
+    assert image_quality(classifier, inpainted, labels)["accuracy"] >= 0.87

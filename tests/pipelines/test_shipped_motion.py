@@ -14,7 +14,7 @@ def test_shipped_motion_pipeline_follows_its_captions():
     assert total < 20 * 2**20
     pipe = MotionPipeline.default()
     clips = make_motions(28, seed=5, labels=torch.arange(28) % 7, seconds=3.0)
-    motion = pipe.generate(clips.captions, seconds=3.0, seed=0)
+    motion = pipe.generate(texts=clips.captions, seconds=3.0, seed=0)
     assert motion.shape == (28, 3 * FPS, 263)
     agreement = (classify_motion(motion) == clips.labels).float().mean()
     assert agreement >= 0.6, agreement  # chance is 1/7

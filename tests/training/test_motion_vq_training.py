@@ -180,4 +180,4 @@ def test_train_text_conditioned_motion_transformer_fast_dev_run(tmp_path):
     common = ["--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
     train.main(["fit", "--config", str(ROOT / "configs/motion/transformer_motions.yaml"), *common, *tiny])
     pipe = MotionPipeline.from_pretrained(tmp_path / "pipe")
-    assert pipe.max_tokens == 12 and pipe.generate("a person walks", seconds=2.0).shape == (1, 40, FEATURE_DIM)
+    assert pipe.max_tokens == 12 and pipe.generate(texts="a person walks", seconds=2.0).shape == (1, 40, FEATURE_DIM)

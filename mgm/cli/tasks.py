@@ -1,0 +1,165 @@
+"""What each ``mgm-generate`` subcommand does: load the pipeline, call it, write the files.
+
+User errors are raised as ValueError / FileNotFoundError / FileExistsError; ``mgm.cli.options.
+cli_main`` turns them into one ``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from mgm.cli.options import decode_options
+from mgm.decoding.registry import AR, MASKED, get_method
+from mgm.io import load_json
+
+
+def parse_labels(values: list[str] | None) -> list[int | str] | None:
+    """--labels values: integers stay class ids, anything else is a class name."""
+    if not values:
+        return None
+    return [int(v) if v.lstrip("-").isdigit() else v for v in values]
+
+
+def pipeline_class_name(folder: str) -> str | None:
+    path = Path(folder) / "pipeline.json"
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"--model {folder}: no such folder")
+    config = load_json(path) if path.is_file() else None
+    return config.get("_class_name") if isinstance(config, dict) else None
+
+
+def load_pipeline(cls, args: argparse.Namespace):
+    """``--model``'s pipeline of class ``cls``, else the shipped one, on ``--device``."""
+    return cls.from_pretrained(args.model, args.device) if args.model else cls.default(args.device)
+
+
+def call_options(args: argparse.Namespace) -> dict:
+    """The pipeline call's options: decode options from the flags, seed, batch size, progress."""
+    return {**decode_options(args), "seed": args.seed, "batch_size": args.batch_size, "progress": True}
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; expected a folder")
+
+
+def generate_codes(args: argparse.Namespace) -> list[Path]:
+    from mgm.data.codes import save_codes
+    from mgm.models import Condition, MaskedTransformer
+    from mgm.pipelines.settings import CallOptions, sample_generators
+
+    _check_out(args)
+    out = Path(args.out) / "codes.safetensors"
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    options = decode_options(args)
+    method = get_method(options.pop("method", "maskgit"), MASKED)
+    method.parse(options)  # every option checked before the model loads
+    call = CallOptions(seed=args.seed, batch_size=args.batch_size)
+    if isinstance(args.num, bool) or args.num < 1:
+        raise ValueError(f"--num {args.num}: expected an integer >= 1")
+    model = MaskedTransformer.from_pretrained(args.model, map_location=args.device)
+    labels = None
+    if args.labels:
+        ids = torch.tensor([int(v) for v in args.labels], device=args.device)
+        labels = ids.repeat(args.num // len(ids) + 1)[: args.num]
+    cond = None if labels is None else Condition(labels=labels)
+    generator = sample_generators(call.seed, 0, args.num, torch.device(args.device))
+    result = method.decode(model, model.spec, batch_size=args.num, cond=cond, generator=generator, **options)
+    return [save_codes(out, result.codes, model.spec, labels, overwrite=args.overwrite)]
+
+
+def generate_images(args: argparse.Namespace) -> list[Path]:
+    from mgm.pipelines import ARImagePipeline, ImagePipeline
+    from mgm.pipelines.image_io import image_grid, read_image, read_mask, write_pngs
+
+    _check_out(args)
+    ar = args.model is not None and pipeline_class_name(args.model) == "ARImagePipeline"
+    if args.model is None and args.method is not None and get_method(args.method).kind == AR:
+        raise ValueError(f"--method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)")
+    cls = ARImagePipeline if ar else ImagePipeline
+    if ar and args.task != "sample":
+        raise ValueError(f"an AR pipeline samples images; {args.task} needs a masked ImagePipeline")
+    pipe = load_pipeline(cls, args)
+    options, labels = call_options(args), parse_labels(args.labels)
+    if args.task == "sample":
+        images = pipe.generate(args.num, labels=labels, **options)
+    else:
+        if not args.input:
+            raise ValueError(f"image {args.task} needs --input IMAGE [IMAGE ...]")
+        pipe.split_options(options)  # bad options fail before the inputs are read
+        inputs = torch.stack([read_image(p) for p in args.input]).to(args.device)
+        if args.task == "inpaint":
+            if not args.mask:
+                raise ValueError("image inpaint needs --mask MASK (white = regenerate)")
+            images = pipe.inpaint(inputs, read_mask(args.mask).to(args.device), labels=labels, **options)
+        elif args.task == "outpaint":
+            images = pipe.outpaint(inputs, args.direction, args.amount, labels=labels, **options)
+        else:
+            images = pipe.variations(inputs, args.strength, labels=labels, **options)
+    files = {f"{args.task}_{i:03d}.png": image for i, image in enumerate(images)}
+    # Samples cycling through the classes line up as one column per class.
+    by_class = args.task == "sample" and not args.labels and pipe.num_classes and args.num % pipe.num_classes == 0
+    files[f"{args.task}_grid.png"] = image_grid(images, nrow=pipe.num_classes if by_class else None)
+    return write_pngs(files, args.out, overwrite=args.overwrite)
+
+
+def generate_audio(args: argparse.Namespace) -> list[Path]:
+    from mgm.data.audio_io import read_audio, write_wavs
+    from mgm.pipelines import AudioPipeline
+
+    _check_out(args)
+    if args.task != "sample" and not args.input:
+        raise ValueError(f"audio {args.task} needs --input FILE [FILE ...]")
+    if args.task == "infill" and (args.start is None or args.end is None):
+        raise ValueError("audio infill needs --start and --end (seconds)")
+    pipe = load_pipeline(AudioPipeline, args)
+    options = {**call_options(args), "labels": parse_labels(args.labels), "texts": args.texts}
+    if args.task == "sample":
+        clips = pipe.generate(args.num, seconds=args.seconds, **options)
+    else:
+        pipe.split_options(call_options(args))  # bad options fail before the inputs are read
+        inputs = [read_audio(p, pipe.sample_rate, pipe.tokenizer.channels)[0] for p in args.input]
+        length = min(x.shape[-1] for x in inputs)
+        batch = torch.stack([x[..., :length] for x in inputs]).to(args.device)
+        if args.task == "continue":
+            clips = pipe.continue_(batch, args.seconds, **options)
+        else:
+            clips = pipe.infill(batch, args.start, args.end, **options)
+    files = {f"{args.task}_{i:03d}.wav": clip for i, clip in enumerate(clips)}
+    return write_wavs(files, pipe.sample_rate, args.out, overwrite=args.overwrite)
+
+
+def generate_motions(args: argparse.Namespace) -> list[Path]:
+    from mgm.pipelines.motion import MotionPipeline
+    from mgm.pipelines.motion_io import read_motion, write_motions
+
+    _check_out(args)
+    if args.labels:
+        raise ValueError("motion is conditioned on captions, not --labels")
+    if args.task in ("inbetween", "complete", "edit-part") and not args.input:
+        raise ValueError(f"motion --task {args.task} needs --input FILE.npy")
+    if args.steps_per_second is not None and args.task != "sample":
+        raise ValueError("--steps-per-second goes with --task sample")
+    pipe = load_pipeline(MotionPipeline, args)
+    options = call_options(args)
+    pipe.split_options(options)  # bad options fail before the input is read
+    given = None if not args.input else read_motion(args.input)[None]
+    if args.task == "sample":
+        num = args.num if len(args.texts) == 1 else None
+        motions = pipe.generate(num, texts=args.texts, seconds=args.seconds, steps_per_second=args.steps_per_second,
+                                **options)  # fmt: skip
+    elif args.task == "long":
+        motions = pipe.long_sequence(args.texts, args.seconds or 2.0, **options)
+    elif args.task == "inbetween":
+        motions = pipe.inbetween(given, args.keep_start, args.keep_end, texts=args.texts, **options)
+    elif args.task == "complete":
+        motions = pipe.complete(given, args.seconds, args.keep, texts=args.texts, **options)
+    else:
+        motions = pipe.edit_part(given, args.part, texts=args.texts, **options)
+    files = {f"{args.task}_{i:03d}": motion.cpu() for i, motion in enumerate(motions)}
+    return write_motions(files, args.out, overwrite=args.overwrite, render=not args.no_render)
