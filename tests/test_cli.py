@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from mgm.cli import generate, train
@@ -294,7 +293,8 @@ def test_generate_image_with_recap(tiny_image_pipeline, tmp_path, cli_error):
     common = ["--model", str(model), "--device", "cpu", "--out", str(tmp_path / "out"), "--num", "3"]
     paths = generate.main(["image", "--method", "recap", "--full-first", "1", "--cheap-per-full", "2", *common])
     assert len(paths) == 4
-    cli_error(generate.main, ["image", "--cheap-per-full", "2", "--overwrite", *common], r"method 'maskgit' got unknown option\(s\) \['cheap_per_full'\]")
+    no_recap = ["image", "--cheap-per-full", "2", "--overwrite", *common]
+    cli_error(generate.main, no_recap, r"method 'maskgit' got unknown option\(s\) \['cheap_per_full'\]")
 
 
 def test_generate_image_from_an_ar_pipeline(tiny_vq, tmp_path, cli_error):
@@ -306,7 +306,8 @@ def test_generate_image_from_an_ar_pipeline(tiny_vq, tmp_path, cli_error):
     folder = ARImagePipeline(tiny_vq, model, class_names=["a", "b", "c"]).save_pretrained(tmp_path / "ar")
     common = ["--model", str(folder), "--device", "cpu", "--out", str(tmp_path / "out"), "--num", "2"]
     assert len(generate.main(["image", "--method", "sjd", "--window", "4", "--init", "above", *common])) == 3
-    cli_error(generate.main, ["image", "--method", "recap", "--overwrite", *common], r"method='recap' is not a known ar decoding method")
+    masked_method = ["image", "--method", "recap", "--overwrite", *common]
+    cli_error(generate.main, masked_method, r"method='recap' is not a known ar decoding method")
     no_model = ["image", "--method", "sjd", "--device", "cpu", "--out", str(tmp_path / "x")]
     cli_error(generate.main, no_model, "AR image pipeline")
 

@@ -39,7 +39,8 @@ def test_eval_image_with_an_ar_pipeline_ar_and_sjd(tiny_vq, tmp_path, cli_error)
     sjd = evaluate.main([*common, "--method", "sjd", "--window", "4"])
     assert 1 <= sjd["nfe_per_sample"] <= 64 and 0 <= sjd["scores"]["judge_accuracy"] <= 1
     cli_error(evaluate.main, [*common, "--method", "recap"], r"method='recap' is not a known ar decoding method")
-    cli_error(evaluate.main, ["image", "--method", "ar", "--model", str(tmp_path), "--out", str(tmp_path / "x.json")], "needs an AR pipeline")
+    not_ar = ["image", "--method", "ar", "--model", str(tmp_path), "--out", str(tmp_path / "x.json")]
+    cli_error(evaluate.main, not_ar, "needs an AR pipeline")
 
 
 def test_eval_reads_a_folder_with_class_subfolders(tmp_path):

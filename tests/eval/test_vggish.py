@@ -158,4 +158,5 @@ def test_mgm_eval_audio_with_vggish(checkpoint, tmp_path, cli_error):
     assert set(report["scores"]) == {"frechet_judge", "frechet_vggish"} and report["scores"]["frechet_vggish"] > 0
     cli_error(evaluate.main, [*common, "--overwrite", "--vggish", "nowhere.pth"], "--vggish nowhere.pth: no such file")
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
-    cli_error(evaluate.main, [*common, "--overwrite", "--vggish", str(tmp_path / "bad.pth")], "error: --vggish .*bad.pth: not a state dict of VGGish weights")
+    bad = [*common, "--overwrite", "--vggish", str(tmp_path / "bad.pth")]
+    cli_error(evaluate.main, bad, "error: --vggish .*bad.pth: not a state dict of VGGish weights")
