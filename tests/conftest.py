@@ -37,6 +37,17 @@ def tiny_image_pipeline(tiny_vq):
     return ImagePipeline(tiny_vq, transformer, {"num_steps": 4}, ["a", "b", "c"])
 
 
+@pytest.fixture
+def tiny_ar_pipeline(tiny_vq):
+    """An ARTransformer over the tiny VQ's 64 tokens, decoding with SJD (window 8) by default."""
+    from mgm.models import ARTransformer
+    from mgm.pipelines import ARImagePipeline
+
+    torch.manual_seed(0)
+    model = ARTransformer(vocab_size=32, max_length=64, dim=32, depth=1, num_heads=2, num_classes=3)
+    return ARImagePipeline(tiny_vq, model, {"method": "sjd", "window": 8}, ["a", "b", "c"])
+
+
 def quiet_trainer(max_steps: int, **kwargs):
     """A CPU Lightning Trainer with no logger, checkpoints, progress bar or summary."""
     import tempfile

@@ -112,16 +112,6 @@ def test_recap_through_the_pipeline(tiny_image_pipeline):
         pipe.generate_codes(3, method="recap", cheap=2)
 
 
-@pytest.fixture
-def tiny_ar_pipeline(tiny_vq):
-    from mgm.models import ARTransformer
-    from mgm.pipelines import ARImagePipeline
-
-    torch.manual_seed(0)
-    model = ARTransformer(vocab_size=32, max_length=64, dim=32, depth=1, num_heads=2, num_classes=3)
-    return ARImagePipeline(tiny_vq, model, {"method": "sjd", "window": 8}, ["a", "b", "c"])
-
-
 def test_ar_pipeline_ar_and_sjd_and_round_trip(tiny_ar_pipeline, tmp_path):
     pipe = tiny_ar_pipeline
     images = pipe.generate(3, labels=[0, 2], method="ar", seed=0)
