@@ -41,7 +41,7 @@ REAL_SEED = 2  # held-out real data: the tokenizers and transformers saw seed 0,
 
 
 def _recap(num_steps: int, full_first: int, cheap_per_full: int, **decode) -> dict:
-    """ReCAP's reuse plan on MaskGIT (``num_steps`` steps), or on each group of a group plan (``decode``)."""
+    """ReCAP's reuse pattern on MaskGIT (``num_steps`` steps), or on each group of a group plan (``decode``)."""
     reuse = {"full_first": full_first, "cheap_per_full": cheap_per_full}
     if decode.get("method") == GROUP.name:
         return {**decode, **reuse}

@@ -38,6 +38,7 @@ import torch
 
 from mgm.cli.options import add_decode_options, cli_main, decode_options, positive_int
 from mgm.cli.tasks import load_pipeline
+from mgm.decoding.registry import AR, MASKED
 
 R_PRECISION_BATCH = 32  # = mgm.eval.suite.R_PRECISION_BATCH (not imported here: the parser stays light)
 
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=positive_int, default=64)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-        add_decode_options(p, ("masked", "ar") if p is image else ("masked",))
+        add_decode_options(p, (MASKED, AR) if p is image else (MASKED,))
         if p is not motion:
             p.add_argument("--judge", help="classifier folder (default: the shipped judge of the embedded data)")
         p.add_argument("--reference-num", type=int, default=2048, help="embedded real samples for the reference")
@@ -154,7 +155,7 @@ def _is_ar(args: argparse.Namespace) -> bool:
 
 def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(samples on the CPU, labels, timing) for --num samples cycled over the classes."""
-    ar = pipe.decoder_kind == "ar"
+    ar = pipe.decoder_kind == AR
     decode = decode_options(args)
     labels = torch.arange(args.num) % pipe.num_classes if pipe.num_classes else None
     start = time.perf_counter()

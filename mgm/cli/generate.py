@@ -24,6 +24,7 @@ import torch
 
 from mgm.cli import tasks
 from mgm.cli.options import add_decode_options, cli_main, positive_int
+from mgm.decoding.registry import AR, MASKED
 
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
 AUDIO_TASKS = ("sample", "continue", "infill")
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--no-render", action="store_true", help="write .npy files only (no GIF)")
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained")
-    for p, kinds in ((image, ("masked", "ar")), (audio, ("masked",)), (motion, ("masked",)), (codes, ("masked",))):
+    for p, kinds in ((image, (MASKED, AR)), (audio, (MASKED,)), (motion, (MASKED,)), (codes, (MASKED,))):
         _add_common_args(p, kinds)
     return parser
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import fields
 
 from mgm.decoding import METHODS, RunOptions, SamplingOptions
+from mgm.decoding.registry import KINDS
 from mgm.decoding.speed import DTYPES
 
 # Options a CLI sets itself (--device), or that are not command-line values.
@@ -62,7 +63,7 @@ def _option_fields() -> dict[str, tuple[str, list[str]]]:
     return table
 
 
-def add_decode_options(parser: argparse.ArgumentParser, kinds: tuple[str, ...] = ("masked", "ar")) -> None:
+def add_decode_options(parser: argparse.ArgumentParser, kinds: tuple[str, ...] = KINDS) -> None:
     """``--method`` and one flag per decode option of the registered methods of ``kinds``."""
     names = [name for name, m in METHODS.items() if m.kind in kinds]
     described = "; ".join(f"{n}: {METHODS[n].summary}" for n in names)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from mgm.cli.options import decode_options
-from mgm.decoding.registry import AR, MASKED, get_method
+from mgm.decoding.registry import AR, MASKED, default_method, get_method
 from mgm.io import load_json
 
 
@@ -57,7 +57,7 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     options = decode_options(args)
-    method = get_method(options.pop("method", "maskgit"), MASKED)
+    method = get_method(options.pop("method", default_method(MASKED)), MASKED)
     method.parse(options)  # every option checked before the model loads
     call = CallOptions(seed=args.seed, batch_size=args.batch_size)
     if isinstance(args.num, bool) or args.num < 1:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from mgm.checks import check_int
 from mgm.decoding.canvas import batch_of, resolve_device
 from mgm.decoding.guidance import check_guidance, guide
-from mgm.decoding.options import NoOptions, RunOptions, SamplingOptions, check_int
+from mgm.decoding.options import NoOptions, RunOptions, SamplingOptions
 from mgm.decoding.registry import AR, Method, register
 from mgm.decoding.result import DecodeResult
 from mgm.decoding.sampling import Generators, check_generator, sample_tokens

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mgm.checks import check_int
 from mgm.decoding.guidance import check_guidance
-from mgm.decoding.options import RunOptions, SamplingOptions, check_int
+from mgm.decoding.options import RunOptions, SamplingOptions
 from mgm.decoding.sampling import Generators, check_generator
 from mgm.decoding.speed import autocast, compiled, resolve_dtype
 from mgm.models.conditioning import Condition

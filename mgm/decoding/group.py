@@ -17,7 +17,6 @@ import torch
 from mgm.decoding.canvas import MaskedRun, prepare_masked
 from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.maskgit import iterative_reveal
-from mgm.decoding.options import check_int
 from mgm.decoding.recap import CachedGuidedModel, recap_reveal
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
@@ -25,7 +24,7 @@ from mgm.decoding.sampling import Generators
 from mgm.models.conditioning import Condition
 from mgm.schedules import mask_ratio
 from mgm.schedules.groups import GroupPlan, check_plan_name, get_group_plan, plan_option_names
-from mgm.schedules.reuse import ReusePlan
+from mgm.schedules.reuse import ReusePattern
 from mgm.tokens import TokenSpec
 
 # The plan builders' options, each None = that builder's default.
@@ -73,10 +72,7 @@ class GroupOptions:
             wrong = [name for name in given if name not in accepted]
             if wrong:
                 raise ValueError(f"plan {self.plan!r} does not take {wrong}; it accepts {list(accepted)}")
-        if self.full_first is not None:
-            check_int(self.full_first, "full_first")
-        if self.cheap_per_full is not None:
-            check_int(self.cheap_per_full, "cheap_per_full", minimum=0)
+        self.reuse  # noqa: B018 (builds the ReusePattern, which checks the reuse options)
 
     def plan_options(self) -> dict:
         return {name: getattr(self, name) for name in PLAN_OPTIONS if getattr(self, name) is not None}
@@ -85,11 +81,11 @@ class GroupOptions:
         return get_group_plan(self.plan, num_codebooks, **self.plan_options())
 
     @property
-    def reuse(self) -> ReusePlan | None:
+    def reuse(self) -> ReusePattern | None:
         if self.full_first is None and self.cheap_per_full is None:
             return None
-        defaults = ReusePlan()
-        return ReusePlan(
+        defaults = ReusePattern()
+        return ReusePattern(
             defaults.full_first if self.full_first is None else self.full_first,
             defaults.cheap_per_full if self.cheap_per_full is None else self.cheap_per_full,
         )

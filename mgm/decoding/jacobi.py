@@ -28,8 +28,8 @@ from typing import ClassVar
 
 import torch
 
+from mgm.checks import check_int
 from mgm.decoding.ar import prepare_ar
-from mgm.decoding.options import check_int
 from mgm.decoding.registry import AR, Method, register
 from mgm.decoding.result import DecodeResult, JacobiRecord
 from mgm.decoding.sampling import Generators, select_generator, token_distribution

@@ -13,9 +13,10 @@ from typing import ClassVar
 
 import torch
 
+from mgm.checks import check_int
 from mgm.decoding.canvas import MaskedRun, prepare_masked
 from mgm.decoding.guidance import GuidedModel
-from mgm.decoding.options import SamplingOptions, check_int
+from mgm.decoding.options import SamplingOptions
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult, StepRecord
 from mgm.decoding.sampling import Generators, gumbel_noise, sample_tokens
@@ -100,7 +101,7 @@ def iterative_reveal(
     confidences are averaged over aligned spans of frames, so spans are kept or re-masked whole.
     ``first_step`` numbers the trace records (and the callback's steps).
     """
-    plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
+    masked_after = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
     trace = []
     for step in range(num_steps):
         logits = guided(codes, scales[step])  # (B, K, N, V)
@@ -110,8 +111,8 @@ def iterative_reveal(
         sampled, log_probs, confidence = sample_and_score(logits, run.sampling, tau, run.generator)
         # Known tokens and masked non-candidates get +inf: they rank last and are never chosen below.
         confidence = span_scores(confidence, candidates, span)
-        # The plan[:, step] least confident candidates stay masked.
-        stay_masked = (ranks(confidence.flatten(1)) < plan[:, step : step + 1]).view_as(codes)
+        # The masked_after[:, step] least confident candidates stay masked.
+        stay_masked = (ranks(confidence.flatten(1)) < masked_after[:, step : step + 1]).view_as(codes)
         revealed = candidates & ~stay_masked
         codes = torch.where(revealed, sampled, codes)
         candidates = candidates & stay_masked

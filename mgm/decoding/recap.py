@@ -6,7 +6,7 @@ its Gumbel-noised confidences we pick the chunk of tokens that this step and the
 after it will reveal, and reveal this step's share exactly as MaskGIT does. Each following cheap
 step recomputes only the chunk's positions (their current tokens, fresh keys/values) against the
 cached keys/values of every other position, and reveals the next share of the chunk. Then the
-next full step. A plan without cheap steps is MaskGIT, bit for bit.
+next full step. A pattern without cheap steps is MaskGIT, bit for bit.
 
 The model needs ``forward_cached(codes, cond) -> (logits, cache)`` and
 ``forward_partial(codes[B, K, Q], positions[B, Q], cond, cache) -> logits[B, K, Q, V]``
@@ -23,7 +23,6 @@ import torch
 from mgm.decoding.canvas import MaskedRun, prepare_masked
 from mgm.decoding.guidance import guide
 from mgm.decoding.maskgit import MaskGITOptions, check_logits, sample_and_score, step_record
-from mgm.decoding.options import check_int
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
 from mgm.decoding.sampling import Generators
@@ -32,7 +31,7 @@ from mgm.models.protocols import model_traits
 from mgm.schedules import masked_counts, ranks
 from mgm.schedules.groups import span_scores
 from mgm.schedules.mask import MaskSchedule
-from mgm.schedules.reuse import ReusePlan
+from mgm.schedules.reuse import ReusePattern
 from mgm.tokens import TokenSpec
 
 
@@ -67,8 +66,8 @@ class CachedGuidedModel:
 
 @dataclass(frozen=True)
 class RecapOptions(MaskGITOptions):
-    """MaskGIT's options plus the reuse plan: ``full_first`` full steps, then each later full
-    step followed by ``cheap_per_full`` cheap ones (``mgm.schedules.reuse.ReusePlan``)."""
+    """MaskGIT's options plus the reuse pattern: ``full_first`` full steps, then each later full
+    step followed by ``cheap_per_full`` cheap ones (``mgm.schedules.reuse.ReusePattern``)."""
 
     full_first: int = 2
     cheap_per_full: int = 1
@@ -80,12 +79,11 @@ class RecapOptions(MaskGITOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        check_int(self.full_first, "full_first")
-        check_int(self.cheap_per_full, "cheap_per_full", minimum=0)
+        self.reuse  # noqa: B018 (builds the ReusePattern, which checks both)
 
     @property
-    def reuse(self) -> ReusePlan:
-        return ReusePlan(self.full_first, self.cheap_per_full)
+    def reuse(self) -> ReusePattern:
+        return ReusePattern(self.full_first, self.cheap_per_full)
 
 
 @torch.inference_mode()
@@ -100,7 +98,7 @@ def recap_decode(
     editable: torch.Tensor | None = None,
     **options,
 ) -> DecodeResult:
-    """``maskgit_decode``'s arguments; ``options`` add the reuse plan (``RecapOptions``:
+    """``maskgit_decode``'s arguments; ``options`` add the reuse pattern (``RecapOptions``:
     full_first, cheap_per_full). ``nfe`` counts full and cheap passes; ``compute`` counts a cheap
     pass over Q of N positions as Q / N of a full one. ``compile`` is refused (the cheap passes
     vary in shape)."""
@@ -135,8 +133,8 @@ def recap_reveal(
     """The ReCAP loop over the masked ``candidates`` [B, K, N] of ``codes`` (as ``iterative_reveal``,
     with ``kinds[t]`` True for a full step, False for a cheap one); returns (codes, trace, compute)."""
     b, k, n = codes.shape
-    plan = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T): masked after each step
-    query_counts = _query_counts(candidates, plan, kinds)  # one host read, before the loop
+    masked_after = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
+    query_counts = _query_counts(candidates, masked_after, kinds)  # one host read, before the loop
     trace, compute, cache, chunk, num_queries = [], 0.0, None, None, 0
     for step in range(num_steps):
         scale = scales[step]
@@ -161,12 +159,12 @@ def recap_reveal(
         if kinds[step]:
             # The chunk: every token revealed from now until the next full step (this step's share first).
             last = _last_cheap_step(kinds, step)
-            chunk = candidates & (order >= plan[:, last : last + 1, None])
+            chunk = candidates & (order >= masked_after[:, last : last + 1, None])
             num_queries = query_counts[step]
-        # MaskGIT's rule: the plan[:, step] least confident candidates stay masked; masked tokens
+        # MaskGIT's rule: the masked_after[:, step] least confident candidates stay masked; masked tokens
         # outside the chunk are not ranked at a cheap step and all stay masked.
         outside = (candidates & ~active).flatten(1).sum(1)
-        stay = (order < (plan[:, step] - outside)[:, None, None]) & active
+        stay = (order < (masked_after[:, step] - outside)[:, None, None]) & active
         revealed = active & ~stay
         codes = torch.where(revealed, sampled, codes)
         candidates = candidates & ~revealed
@@ -186,9 +184,9 @@ def _last_cheap_step(kinds: tuple[bool, ...], step: int) -> int:
     return last
 
 
-def _query_counts(candidates: torch.Tensor, plan: torch.Tensor, kinds: tuple[bool, ...]) -> list[int | None]:
+def _query_counts(candidates: torch.Tensor, masked_after: torch.Tensor, kinds: tuple[bool, ...]) -> list:
     """Per full step, the cheap queries Q of its chunk (the most chunk positions any sample has),
-    read off the plan before decoding when there is one codebook (chunk tokens = chunk positions),
+    read off the mask counts before decoding when there is one codebook (chunk tokens = chunk positions),
     so the loop never reads a count back from the device and the chunk's cheap steps have one
     static shape. With K > 1 codebooks tokens may share positions: None (measured per chunk).
     """
@@ -197,9 +195,9 @@ def _query_counts(candidates: torch.Tensor, plan: torch.Tensor, kinds: tuple[boo
     if candidates.shape[1] > 1 or not full_steps:
         return counts
     total = candidates.flatten(1).sum(1, keepdim=True)
-    masked_before = torch.cat([total, plan[:, :-1]], dim=1)  # (B, T)
-    lasts = torch.tensor([_last_cheap_step(kinds, t) for t in full_steps], device=plan.device)
-    sizes = (masked_before[:, full_steps] - plan[:, lasts]).amax(0).clamp_min(1)
+    masked_before = torch.cat([total, masked_after[:, :-1]], dim=1)  # (B, T)
+    lasts = torch.tensor([_last_cheap_step(kinds, t) for t in full_steps], device=masked_after.device)
+    sizes = (masked_before[:, full_steps] - masked_after[:, lasts]).amax(0).clamp_min(1)
     for t, size in zip(full_steps, sizes.tolist()):
         counts[t] = size
     return counts

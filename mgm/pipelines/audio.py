@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from mgm.checks import check_number
 from mgm.decoding import DecodeResult
-from mgm.decoding.options import check_number
 from mgm.pipelines.base import MaskedPipeline
 from mgm.pipelines.captions import CaptionConditioning
 from mgm.tokenizers.audio_encodec import EncodecTokenizer

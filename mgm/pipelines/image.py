@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mgm.checks import check_number
 from mgm.decoding import DecodeResult
-from mgm.decoding.options import check_number
 from mgm.pipelines.base import MaskedPipeline
 from mgm.pipelines.settings import sample_generators
 from mgm.tokenizers.image_vq import ImageVQ

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from mgm.checks import check_number
 from mgm.data.motion_features import FPS, check_features, recover_joints
 from mgm.decoding import DecodeResult
-from mgm.decoding.options import check_number
 from mgm.models.text import check_captions
 from mgm.pipelines.base import MaskedPipeline
 from mgm.pipelines.captions import CaptionConditioning

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from mgm.decoding.options import check_int
+from mgm.checks import check_int
 from mgm.decoding.registry import Method, default_method, get_method
 
 DEFAULT_BATCH_SIZE = 64

@@ -10,35 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REUSE_OPTIONS = ("full_first", "cheap_per_full")
+from mgm.checks import check_int
 
 
 @dataclass(frozen=True)
-class ReusePlan:
+class ReusePattern:
     full_first: int = 2
     cheap_per_full: int = 1
 
     def __post_init__(self):
-        for name in ("full_first", "cheap_per_full"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "full_first" else 0):
-                minimum = 1 if name == "full_first" else 0
-                raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}")
-
-    @classmethod
-    def from_options(cls, options: dict) -> ReusePlan:
-        unknown = set(options) - set(REUSE_OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown reuse plan options {sorted(unknown)}; expected full_first, cheap_per_full")
-        return cls(**options)
-
-    @classmethod
-    def split_options(cls, options: dict) -> tuple[ReusePlan | None, dict]:
-        """(the ReusePlan of the reuse keys in ``options`` or None when there are none, the other keys):
-        a group plan's options may carry a reuse plan alongside its own."""
-        reuse = {k: v for k, v in options.items() if k in REUSE_OPTIONS}
-        rest = {k: v for k, v in options.items() if k not in REUSE_OPTIONS}
-        return (cls(**reuse) if reuse else None), rest
+        check_int(self.full_first, "full_first")
+        check_int(self.cheap_per_full, "cheap_per_full", minimum=0)
 
     def kinds(self, num_steps: int) -> tuple[bool, ...]:
         """Per step, True for a full step and False for a cheap one; step 0 is always full."""

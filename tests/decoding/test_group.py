@@ -84,7 +84,22 @@ def test_bad_plan_fails_before_any_model_call(rvq_model):
         group_decode(model, rvq_model.spec, batch_size=2, plan=soundstorm_plan(3))
     with pytest.raises(ValueError, match="known group plan"):
         group_decode(model, rvq_model.spec, batch_size=2, plan="soundstrom")
+    # MaskGIT's knob is not a group plan's: a ValueError listing the accepted options, no TypeError.
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_steps'\].*'steps'"):
+        group_decode(model, rvq_model.spec, num_steps=12)
+    with pytest.raises(ValueError, match=r"plan 'soundstorm' does not take \['group_size'\]"):
+        group_decode(model, rvq_model.spec, plan="soundstorm", group_size=2)
+    with pytest.raises(ValueError, match="steps="):
+        group_decode(model, rvq_model.spec, plan="gipd", steps="many")
     assert model.inputs == []
+
+
+@pytest.mark.parametrize("plan, steps, nfe", [("soundstorm", [3, 3], 3 + 3 * 3), ("soundstorm", 2, 8),
+                                              ("magnet", [4, 2], 4 + 2 * 3), ("gipd", [5], 10), ("joint", 7, 7)])
+def test_every_plan_builder_calls_its_step_counts_steps(rvq_model, plan, steps, nfe):
+    # One int: every group; a list: one per group, its last value repeated for the groups after it.
+    res = group_decode(rvq_model, rvq_model.spec, plan=plan, steps=steps, generator=torch.Generator().manual_seed(0))
+    assert res.nfe == nfe == sum(1 for _ in res.trace)
 
 
 def test_group_plans_with_feature_reuse(rvq_model):

@@ -78,13 +78,17 @@ def test_maskgit_step_loop_has_no_host_sync(tiny_model, guidance_scale):
     tiny_model.spec.check_codes(result.codes)
 
 
-def test_group_step_loop_has_no_host_sync(tiny_model):
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_group_step_loop_has_no_host_sync(tiny_model, per_sample):
+    # One generator, or one per sample (their draws are stacked on the device, no host read).
+    generator = [torch.Generator().manual_seed(i) for i in range(2)] if per_sample else torch.Generator()
     with contextlib.ExitStack() as stack:
         guarded = _SyncGuardedModel(tiny_model, stack)
         result = group_decode(
             guarded, tiny_model.spec, batch_size=2, plan="magnet", steps=[3, 2], guidance_scale=2.0,
-            cond=Condition(labels=torch.tensor([0, 1])), generator=torch.Generator().manual_seed(0), device="cpu",
+            cond=Condition(labels=torch.tensor([0, 1])), generator=generator, device="cpu",
         )  # fmt: skip
+        assert guarded.armed, "the guard was on for the loop"
     tiny_model.spec.check_codes(result.codes)
 
 

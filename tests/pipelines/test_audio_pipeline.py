@@ -110,7 +110,7 @@ def test_overriding_the_plan_drops_the_saved_plan_options(tiny_audio_pipeline):
 
 def test_group_plans_decode_with_feature_reuse(tiny_audio_pipeline):
     pipe = tiny_audio_pipeline
-    # A gipd plan plus a reuse plan: per group, 2 full steps first, then 1 cheap step per full one.
+    # A gipd plan plus a reuse pattern: per group, 2 full steps first, then 1 cheap step per full one.
     reuse = {"steps": [6, 4], "full_first": 2, "cheap_per_full": 1}
     result = pipe.generate_codes(2, seed=0, **reuse)
     full, cheap = True, False
