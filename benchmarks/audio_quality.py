@@ -87,7 +87,8 @@ def main() -> dict:
     # Editing keeps the given tokens bit-identical; the checker reads the edited clips' pitch.
     prompt = real[:64, :, : int(0.5 * rate)]
     cont = pipe.continue_codes(prompt, labels=labels[:64])
-    kept = torch.equal(cont.codes[..., : pipe.tokenizer.frames_for(prompt.shape[-1])], pipe.tokenizer.encode(prompt))
+    given = pipe.tokenizer.tokens_for_samples(prompt.shape[-1])
+    kept = torch.equal(cont.codes[..., :given], pipe.tokenizer.encode(prompt))
     infill = pipe.infill_codes(real[:64], 0.5, 1.5, labels=labels[:64])
     frames = pipe.tokenizer.encode(real[:64])
     lo, hi = int(0.5 * pipe.frame_rate), int(1.5 * pipe.frame_rate)

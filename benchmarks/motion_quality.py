@@ -65,7 +65,7 @@ def main() -> dict:
     torch.set_grad_enabled(False)
     pipe = MotionPipeline.from_pretrained(args.model)
     clips = make_motions(args.num, seed=args.data_seed, seconds=None)
-    lengths = clips.lengths.clamp(max=pipe.tokenizer.frames_for(pipe.max_tokens))
+    lengths = clips.lengths.clamp(max=pipe.tokenizer.frames_for_tokens(pipe.max_tokens))
     tokens = (lengths // pipe.tokenizer.downsample).clamp(min=1)
     report = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",

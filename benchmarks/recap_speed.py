@@ -159,7 +159,7 @@ class MotionBench(ImageBench):
         clips = make_motions(len(labels), seed=REAL_SEED, labels=labels, seconds=self.seconds)
         self.captions = {int(c): clips.captions[i] for i, c in enumerate(clips.labels.tolist())}
         self.by_label = clips.captions
-        return clips.features[:, : self.pipe.tokenizer.frames_for(self.pipe.tokens_for(self.seconds))]
+        return clips.features[:, : self.pipe.tokenizer.frames_for_tokens(self.pipe.tokens_for_seconds(self.seconds))]
 
     def generate_codes(self, num: int, labels, seed: int, decode: dict):
         texts = self.by_label[:num] if labels is None else [self.captions[int(c)] for c in labels]

@@ -193,7 +193,7 @@ def _generate_motion(pipe, args: argparse.Namespace):
     decode = decode_options(args)
     clips = make_motions(args.num, seed=args.captions_seed)
     downsample = pipe.tokenizer.downsample
-    tokens = (clips.lengths.clamp(max=pipe.tokenizer.frames_for(pipe.max_tokens)) // downsample).clamp(min=1)
+    tokens = (clips.lengths.clamp(max=pipe.tokenizer.frames_for_tokens(pipe.max_tokens)) // downsample).clamp(min=1)
     generated = torch.zeros(args.num, int(tokens.max()) * downsample, clips.features.shape[-1])
     nfe, compute, batches, decode_s, total_s = 0, 0.0, 0, 0.0, 0.0
     for n in tokens.unique().tolist():

@@ -51,8 +51,8 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
     def max_seconds(self) -> float:
         return self.max_frames / self.frame_rate
 
-    def frames_for(self, seconds: float | None, name: str = "seconds") -> int:
-        """Frames covering ``seconds`` (None = the longest clip the model takes)."""
+    def tokens_for_seconds(self, seconds: float | None, name: str = "seconds") -> int:
+        """Token frames covering ``seconds`` (None = the longest clip the model takes)."""
         if seconds is None:
             return self.max_frames
         check_number(seconds, name, above=0)
@@ -63,8 +63,8 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
             raise ValueError(f"{name}={seconds}: this model takes clips of at most {self.max_seconds:g} s")
         return frames
 
-    def spec_for(self, frames: int) -> TokenSpec:
-        return TokenSpec(self.spec.codebook_sizes, (frames,))
+    def spec_for_tokens(self, num_tokens: int) -> TokenSpec:
+        return TokenSpec(self.spec.codebook_sizes, (num_tokens,))
 
     # -- generation -----------------------------------------------------------------------------
 
@@ -88,10 +88,10 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
 
     def _generate(self, num, labels, texts, seconds, call, settings) -> DecodeResult:
         num = self.check_num(num)
-        frames = self.frames_for(seconds)
+        frames = self.tokens_for_seconds(seconds)
         labels = self.resolve_labels(num, labels)
         return self.decode_codes(
-            num, call, settings, condition=self.condition(texts, num, labels), spec=self.spec_for(frames)
+            num, call, settings, condition=self.condition(texts, num, labels), spec=self.spec_for_tokens(frames)
         )
 
     # -- editing --------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
         return self._continue(prompt, seconds, labels, texts, sample_rate, call, settings)
 
     def _continue(self, prompt, seconds, labels, texts, sample_rate, call, settings) -> DecodeResult:
-        frames = self.frames_for(seconds)
+        frames = self.tokens_for_seconds(seconds)
         prompt_codes = self._encode(prompt, sample_rate, "prompt")
         b, k, given = prompt_codes.shape
         if given >= frames:
@@ -120,7 +120,7 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
                 f"prompt: {given} frames ({given / self.frame_rate:g} s) leave nothing to continue within "
                 f"seconds={seconds if seconds is not None else self.max_seconds:g}"
             )
-        init = torch.cat([prompt_codes, self.spec_for(frames - given).full_mask(b, prompt_codes.device)], dim=-1)
+        init = torch.cat([prompt_codes, self.spec_for_tokens(frames - given).full_mask(b, prompt_codes.device)], dim=-1)
         editable = torch.zeros(b, k, frames, dtype=torch.bool, device=init.device)
         editable[..., given:] = True
         return self._edit(init, editable, labels, texts, call, settings)
@@ -179,7 +179,7 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
         labels = self.resolve_labels(num, labels)
         return self.decode_codes(
             num, call, settings, condition=self.condition(texts, num, labels), init_codes=init, editable=editable,
-            spec=self.spec_for(init.shape[-1]),
+            spec=self.spec_for_tokens(init.shape[-1]),
         )  # fmt: skip
 
     def _decode_audio(self, codes: torch.Tensor, seconds: float | None = None) -> torch.Tensor:

@@ -46,9 +46,9 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
 
     @property
     def max_seconds(self) -> float:
-        return self.tokenizer.frames_for(self.max_tokens) / FPS
+        return self.tokenizer.frames_for_tokens(self.max_tokens) / FPS
 
-    def tokens_for(self, seconds: float | None) -> int:
+    def tokens_for_seconds(self, seconds: float | None) -> int:
         """Token positions for a clip of ``seconds`` (None = the longest the model takes)."""
         if seconds is None:
             return self.max_tokens
@@ -86,12 +86,12 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
         num = self.check_num(len(texts) if num is None else num)
         if len(texts) not in (1, num):
             raise ValueError(f"texts: {len(texts)} captions for num={num} motions; expected 1 or {num}")
-        n = self.tokens_for(seconds)
+        n = self.tokens_for_seconds(seconds)
         if steps_per_second is not None:
             check_number(steps_per_second, "steps_per_second", above=0)
-            seconds_decoded = self.tokenizer.frames_for(n) / FPS
+            seconds_decoded = self.tokenizer.frames_for_tokens(n) / FPS
             settings = settings.update(num_steps=max(1, math.ceil(seconds_decoded * steps_per_second)))
-        spec = self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n))
+        spec = self.tokenizer.spec_for_frames(self.tokenizer.frames_for_tokens(n))
         return self.decode_codes(num, call, settings, condition=self.condition(texts, num), spec=spec)
 
     # -- editing --------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
             raise ValueError(f"keep={keep!r}: expected 'prefix' or 'suffix'")
         call, settings = self.split_options(options)
         given = self.encode(motion)
-        n, g = self.tokens_for(seconds), given.shape[-1]
+        n, g = self.tokens_for_seconds(seconds), given.shape[-1]
         if g >= n:
             raise ValueError(f"seconds={seconds}: the given motion already has {g} of the {n} tokens asked for")
         codes = torch.full((given.shape[0], given.shape[1], n), 0, dtype=torch.long, device=given.device)
@@ -214,7 +214,7 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
 
     def _edit(self, codes, editable, texts, call, settings) -> DecodeResult:
         num, n = codes.shape[0], codes.shape[-1]
-        spec = self.tokenizer.spec_for_frames(self.tokenizer.frames_for(n))
+        spec = self.tokenizer.spec_for_frames(self.tokenizer.frames_for_tokens(n))
         return self.decode_codes(num, call, settings, condition=self.condition(texts, num), init_codes=codes,
                                  editable=editable, spec=spec)  # fmt: skip
 

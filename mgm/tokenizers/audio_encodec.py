@@ -90,7 +90,7 @@ class EncodecTokenizer(PretrainedMixin, nn.Module):
     Tokens:
         bandwidth: kbps; picks K, the codebooks encode uses (None = all ``num_codebooks``).
         seconds: the clip length ``spec`` describes (N = ceil(seconds * sample_rate / downsample)).
-            encode and decode take any length; ``spec_for(seconds)`` gives other lengths' specs.
+            encode and decode take any length; ``spec_for_seconds(seconds)`` gives other lengths' specs.
         resample: resample inputs given at another ``sample_rate`` (else a ValueError).
 
     The codebooks of a fresh instance are filled by ``init_codebooks_`` (small random values), not
@@ -155,7 +155,7 @@ class EncodecTokenizer(PretrainedMixin, nn.Module):
         self.bandwidth = c["bandwidth"] if bandwidth is not None else round(c["num_codebooks"] * per_codebook, 6)
         self.num_codebooks = self._codebooks_for(bandwidth, per_codebook, bandwidths)
         self.bins = c["bins"]
-        self.spec = self.spec_for(self.seconds)
+        self.spec = self.spec_for_seconds(self.seconds)
         self.init_codebooks_()
 
     def _codebooks_for(self, bandwidth: float | None, per_codebook: float, bandwidths: list[float]) -> int:
@@ -244,16 +244,16 @@ class EncodecTokenizer(PretrainedMixin, nn.Module):
 
     # -- tokens ---------------------------------------------------------------------------------
 
-    def frames_for(self, num_samples: int) -> int:
+    def tokens_for_samples(self, num_samples: int) -> int:
         """Frames N of a clip of ``num_samples`` samples: ceil(T / downsample)."""
         return math.ceil(num_samples / self.downsample)
 
-    def spec_for_frames(self, num_frames: int) -> TokenSpec:
-        return TokenSpec((self.bins,) * self.num_codebooks, (int(num_frames),))
+    def spec_for_tokens(self, num_tokens: int) -> TokenSpec:
+        return TokenSpec((self.bins,) * self.num_codebooks, (int(num_tokens),))
 
-    def spec_for(self, seconds: float) -> TokenSpec:
-        """The TokenSpec of a ``seconds``-long clip (``spec`` is ``spec_for(self.seconds)``)."""
-        return self.spec_for_frames(self.frames_for(math.ceil(round(seconds * self.sample_rate, 6))))
+    def spec_for_seconds(self, seconds: float) -> TokenSpec:
+        """The TokenSpec of a ``seconds``-long clip (``spec`` is ``spec_for_seconds(self.seconds)``)."""
+        return self.spec_for_tokens(self.tokens_for_samples(math.ceil(round(seconds * self.sample_rate, 6))))
 
     # -- audio in -------------------------------------------------------------------------------
 

@@ -242,11 +242,11 @@ class MotionVQ(PretrainedMixin, nn.Module):
 
     # -- tokens ---------------------------------------------------------------------------------
 
-    def tokens_for(self, num_frames: int) -> int:
+    def tokens_for_frames(self, num_frames: int) -> int:
         """Token positions N of a clip of ``num_frames`` frames: num_frames // downsample."""
         return int(num_frames) // self.downsample
 
-    def frames_for(self, num_tokens: int) -> int:
+    def frames_for_tokens(self, num_tokens: int) -> int:
         """Frames that ``num_tokens`` token positions decode to: num_tokens * downsample."""
         return int(num_tokens) * self.downsample
 
@@ -254,7 +254,7 @@ class MotionVQ(PretrainedMixin, nn.Module):
         """The TokenSpec of a ``num_frames``-frame clip: K = 2 codebooks, shape (num_frames // downsample,)."""
         if int(num_frames) < self.downsample:
             raise ValueError(f"num_frames={num_frames}: expected at least {self.downsample} frames (one token)")
-        return TokenSpec((self.codebook_size,) * self.num_codebooks, (self.tokens_for(num_frames),))
+        return TokenSpec((self.codebook_size,) * self.num_codebooks, (self.tokens_for_frames(num_frames),))
 
     def part_index(self, part: int | str) -> int:
         """The codebook of ``part`` (a name in PART_NAMES or an index)."""
@@ -276,7 +276,7 @@ class MotionVQ(PretrainedMixin, nn.Module):
             raise ValueError(f"frame_mask: got {got}; expected [B, T] with T >= {self.downsample} frames")
         chosen = torch.zeros(self.num_codebooks, dtype=torch.bool, device=frame_mask.device)
         chosen[[self.part_index(p) for p in (self.part_names if parts is None else parts)]] = True
-        n = self.tokens_for(frame_mask.shape[1])
+        n = self.tokens_for_frames(frame_mask.shape[1])
         tokens = frame_mask[:, : n * self.downsample].reshape(len(frame_mask), n, self.downsample).any(-1)
         return tokens[:, None, :] & chosen[None, :, None]
 
@@ -329,7 +329,7 @@ class MotionVQ(PretrainedMixin, nn.Module):
         """Check ``features`` [B, T, 263] and return [B, T', 263], T' = T - T % downsample, with the frames
         at and past ``lengths[b]`` set to zero (the mean pose), as padding is in training."""
         self.check_features(features, lengths)
-        features = features[:, : self.frames_for(self.tokens_for(features.shape[1]))]
+        features = features[:, : self.frames_for_tokens(self.tokens_for_frames(features.shape[1]))]
         if lengths is not None:
             frames = torch.arange(features.shape[1], device=features.device)
             real = frames[None, :] < torch.as_tensor(lengths, device=features.device)[:, None]

@@ -231,7 +231,7 @@ class PretokenizedAudioDataModule(CodesDataModule):
                 "make the data's sample_rate and channels match the tokenizer's"
             )
         # The saved codec's spec names one clip length (its ``seconds``); the codes have the data's.
-        tokenizer.spec = tokenizer.spec_for(self.audio.seconds)
+        tokenizer.spec = tokenizer.spec_for_seconds(self.audio.seconds)
         clips = self.audio.dataset()
         self.captions = getattr(clips, "captions", None)
         return pretokenize(tokenizer, clips, self.cache, source=self.audio.describe(), input_key="audio")

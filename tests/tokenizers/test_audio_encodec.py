@@ -37,9 +37,9 @@ def test_small_codec_round_trip(small):
 
 def test_any_length_pads_the_last_frame(small):
     codes = small.encode(noise(1, 1, 161))
-    assert codes.shape == (1, 4, 2) and small.frames_for(161) == 2
+    assert codes.shape == (1, 4, 2) and small.tokens_for_samples(161) == 2
     assert small.decode(codes).shape == (1, 1, 320)
-    assert small.spec_for(1.0).shape == (50,) and small.spec_for_frames(7).shape == (7,)
+    assert small.spec_for_seconds(1.0).shape == (50,) and small.spec_for_tokens(7).shape == (7,)
 
 
 def test_24khz_architecture_at_6kbps(codec_24khz):

@@ -38,7 +38,8 @@ def test_shapes_and_spec(tiny):
     tiny.spec_for_frames(34).check_codes(codes)
     assert tiny.decode(codes).shape == (2, 32, FEATURE_DIM)
     assert MotionVQ(codebook_size=8, code_dim=4, width=8, depth=1).spec.shape == (49,), "196 frames -> 49 tokens"
-    assert tiny.tokens_for(196) == 49 and tiny.frames_for(49) == 196 and tiny.spec_for_frames(7).shape == (1,)
+    assert tiny.tokens_for_frames(196) == 49 and tiny.frames_for_tokens(49) == 196
+    assert tiny.spec_for_frames(7).shape == (1,)
     assert tiny.decode(torch.zeros(1, 2, 3, dtype=torch.long)).shape == (1, 12, FEATURE_DIM), "any length decodes"
 
 
