@@ -90,7 +90,7 @@ def prepare_ar(
     sampling.check_vocab(traits.vocab_size)
     if cond is not None and not isinstance(cond, Condition):
         raise ValueError(f"cond: expected None or a mgm.models.Condition, got {type(cond).__name__}")
-    batch_size = batch_of(batch_size, cond)
+    batch_size = batch_size if prefix is not None else batch_of(batch_size, cond, generator)
     if batch_size is not None:
         check_int(batch_size, "batch_size")
     if prefix is not None:
@@ -138,7 +138,7 @@ def ar_decode(
     """Sample ``length`` tokens per sample from ``model(tokens, cond, cache=...)`` -> codes [B, 1, length].
 
     ``prefix`` [B, L0]: given first tokens (kept). ``batch_size`` None: from the prefix, else cond,
-    else 1. ``options``: the sampling options (temperature, top_k, top_p, guidance_scale,
+    else a generator list, else 1. ``options``: the sampling options (temperature, top_k, top_p, guidance_scale,
     guidance_annealing over the sequence) and ``device``, ``callback``. ``nfe``: one pass per
     drawn token.
     """

@@ -112,10 +112,13 @@ def prepare_canvas(
     return torch.where(editable, spec.mask_tensor(device), init_codes)
 
 
-def batch_of(batch_size: int | None, cond: Condition | None) -> int | None:
-    """``batch_size``, else the condition's batch size, else None (then the canvas decides)."""
-    if batch_size is None and cond is not None and isinstance(cond, Condition):
+def batch_of(batch_size: int | None, cond: Condition | None, generator=None) -> int | None:
+    """``batch_size``, else the condition's batch size, else the length of a per-sample generator
+    list, else None (then init_codes / the prefix decide, or 1)."""
+    if batch_size is None and isinstance(cond, Condition) and cond.batch_size is not None:
         return cond.batch_size
+    if batch_size is None and isinstance(generator, (list, tuple)):
+        return len(generator)
     return batch_size
 
 
@@ -188,7 +191,8 @@ def prepare_masked(
     if init_codes is not None and init_codes.device.type == "meta":
         raise ValueError("init_codes: on the meta device (no values); expected a real tensor")
     device = resolve_device(model, init_codes, run.device)
-    codes = prepare_canvas(spec, batch_of(batch_size, cond), init_codes, editable, device)
+    given = batch_size if init_codes is not None else batch_of(batch_size, cond, generator)
+    codes = prepare_canvas(spec, given, init_codes, editable, device)
     check_condition(cond, codes.shape[0], model)
     check_guidance(sampling.guidance_scale, cond)
     generator = check_generator(generator, codes.shape[0], device)

@@ -128,14 +128,13 @@ def group_decode(
     with run.autocast():
         for g, (num_steps, scales) in enumerate(zip(plan.steps, group_scales)):
             candidates = spec.is_masked(codes) & in_group[g][None, :, None]
-            args = (run, guided, codes, candidates, num_steps, plan.schedule, scales)
+            common = dict(schedule=plan.schedule, scales=scales, span=plan.span, first_step=len(trace))
             if reuse is None:
-                codes, records = iterative_reveal(*args, span=plan.span, first_step=len(trace))
+                codes, records = iterative_reveal(run, guided, codes, candidates, num_steps, **common)
                 compute += num_steps
             else:
-                codes, records, cost = recap_reveal(
-                    *args, reuse.kinds(num_steps), span=plan.span, first_step=len(trace)
-                )
+                kinds = reuse.kinds(num_steps)
+                codes, records, cost = recap_reveal(run, guided, codes, candidates, num_steps, kinds=kinds, **common)
                 compute += cost
             trace.extend(records)
     return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace, compute=compute)

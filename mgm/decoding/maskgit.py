@@ -59,7 +59,7 @@ def maskgit_decode(
     Args:
         model: the masked model callable; masked positions hold ``spec.mask_ids``.
         spec: token spec (codebook sizes, grid shape).
-        batch_size: samples to draw; None = from init_codes, else from cond, else 1.
+        batch_size: samples to draw; None = from init_codes, else cond, else a generator list, else 1.
         cond: condition for every sample (class labels, context), or None.
         generator: a torch.Generator on the decoding device, or one per sample.
         init_codes: LongTensor[B, K, N] to start from (mask ids where to generate).

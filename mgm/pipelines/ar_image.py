@@ -14,7 +14,7 @@ from mgm.decoding import DecodeResult
 from mgm.decoding.registry import AR
 from mgm.models import ARTransformer
 from mgm.pipelines.base import Pipeline
-from mgm.pipelines.image import DEFAULT_NUM_IMAGES, ImagePipeline
+from mgm.pipelines.image import ImagePipeline
 from mgm.tokenizers.image_vq import ImageVQ
 from mgm.tokens import unflatten_codes
 
@@ -48,24 +48,13 @@ class ARImagePipeline(Pipeline):
     def image_size(self) -> int:
         return self.tokenizer.image_size
 
+    # Class-conditional sampling and its output types are the masked image pipeline's; only the
+    # decoder call differs (``decode_batch``). ``options``' decode options are the AR methods'
+    # (method "ar" / "sjd", temperature, top_k, top_p, guidance_scale, window, init).
+    generate = ImagePipeline.generate
+    generate_codes = ImagePipeline.generate_codes
+    _generate = ImagePipeline._generate
     convert = ImagePipeline.convert
-
-    def generate(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options):
-        """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1] (or ``output_type``'s form).
-
-        ``options``: seed, batch_size, progress, output_type, callback and the decode options
-        (method "ar" / "sjd", temperature, top_k, top_p, guidance_scale, window, init)."""
-        call, settings = self.split_options(options)
-        result = self._generate(num, labels, call, settings)
-        return self.convert(self.tokenizer.decode(result.codes), call.output_type)
-
-    def generate_codes(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options) -> DecodeResult:
-        call, settings = self.split_options(options)
-        return self._generate(num, labels, call, settings)
-
-    def _generate(self, num, labels, call, settings) -> DecodeResult:
-        num = self.check_num(num)
-        return self.decode_codes(num, call, settings, labels=self.resolve_labels(num, labels))
 
     def decode_batch(self, entry, model, spec, cond, generator, count, options, init_codes, editable) -> DecodeResult:
         """One batch as a raster token sequence; codes back on the grid [B, K, N]."""
