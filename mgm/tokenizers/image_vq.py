@@ -74,6 +74,8 @@ class ImageVQ(nn.Module):
             if not (folder / "config.json").is_file():
                 raise FileNotFoundError(f"{folder}: no config.json (expected a diffusers VQModel folder)")
         try:
+            # low_cpu_mem_usage=False: the plain load path (without it diffusers asks for `accelerate`).
+            kwargs.setdefault("low_cpu_mem_usage", False)
             vq = VQModel.from_pretrained(str(path_or_id), subfolder=subfolder, use_safetensors=True, **kwargs)
         except (OSError, ValueError) as e:
             if local:  # the folder is there, so its contents are at fault
