@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from mgm.decoding import DecodeResult
 from mgm.decoding.registry import AR, MASKED
-from mgm.io import load_json, save_json
+from mgm.io import atomic_folder, check_manifest, load_json, save_json
 from mgm.models import Condition, MaskedTransformer
 from mgm.models.protocols import ModelWrapper
 from mgm.pipelines.settings import CALL_OPTIONS, CallOptions, DecodeSettings, sample_generators
@@ -237,25 +237,31 @@ class Pipeline:
         return {}
 
     def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the pipeline folder (``pipeline.json``, ``tokenizer/``, ``transformer/`` and a
+        subclass's parts), whole or not at all (``mgm.io.atomic_folder``)."""
         directory = Path(directory)
-        if (directory / PIPELINE_CONFIG).exists() and not overwrite:
-            raise FileExistsError(f"{directory} already holds a pipeline; pass overwrite=True to replace it")
-        self.tokenizer.save_pretrained(directory / "tokenizer", overwrite=overwrite)
-        self.transformer.save_pretrained(directory / "transformer", overwrite=overwrite)
-        config = {
-            "_class_name": type(self).__name__,
-            "settings": self.settings.to_config(),
-            "class_names": self.class_names,
-            **self.extra_config(),
-        }
-        save_json(config, directory / PIPELINE_CONFIG, overwrite=overwrite)  # written last: marks it complete
+        with atomic_folder(directory, overwrite) as built:
+            self.save_parts(built)
+            config = {
+                "_class_name": type(self).__name__,
+                "settings": self.settings.to_config(),
+                "class_names": self.class_names,
+                **self.extra_config(),
+            }
+            save_json(config, built / PIPELINE_CONFIG)
         return directory
+
+    def save_parts(self, folder: Path) -> None:
+        """Write the components into ``folder`` (a fresh folder being built)."""
+        self.tokenizer.save_pretrained(folder / "tokenizer")
+        self.transformer.save_pretrained(folder / "transformer")
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu"):
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory}: no such directory (expected a saved {cls.__name__})")
+        check_manifest(directory)
         config = load_json(directory / PIPELINE_CONFIG)
         if not isinstance(config, dict):
             raise ValueError(f"{directory / PIPELINE_CONFIG}: expected a JSON object, got {type(config).__name__}")

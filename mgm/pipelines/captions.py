@@ -8,7 +8,6 @@ captions into the transformer's Condition. Modality-free: motion and audio pipel
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -53,13 +52,10 @@ class CaptionConditioning:
             return {"text_encoder": {"hf": self.text_encoder.name, "max_length": self.text_encoder.max_length}}
         return {"text_encoder": None if self.text_encoder is None else {"folder": "text_encoder"}}
 
-    def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-        directory = Path(directory)
+    def save_parts(self, folder: Path) -> None:
+        super().save_parts(folder)
         if isinstance(self.text_encoder, WordTextEncoder):
-            if (directory / "pipeline.json").exists() and not overwrite:
-                raise FileExistsError(f"{directory} already holds a pipeline; pass overwrite=True to replace it")
-            self.text_encoder.save_pretrained(directory / "text_encoder", overwrite=overwrite)
-        return super().save_pretrained(directory, overwrite)
+            self.text_encoder.save_pretrained(folder / "text_encoder")
 
     @classmethod
     def load_extra(cls, directory: Path, config: dict) -> dict:

@@ -14,6 +14,7 @@ import torch
 from diffusers import VQModel
 from torch import nn
 
+from mgm.io import atomic_folder, check_manifest
 from mgm.tokens import TokenSpec
 
 
@@ -73,6 +74,7 @@ class ImageVQ(nn.Module):
             folder = path / subfolder if subfolder else path
             if not (folder / "config.json").is_file():
                 raise FileNotFoundError(f"{folder}: no config.json (expected a diffusers VQModel folder)")
+            check_manifest(folder)
         try:
             # low_cpu_mem_usage=False: the plain load path (without it diffusers asks for `accelerate`).
             kwargs.setdefault("low_cpu_mem_usage", False)
@@ -85,9 +87,9 @@ class ImageVQ(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         directory = Path(directory)
-        if (directory / "config.json").exists() and not overwrite:
-            raise FileExistsError(f"{directory} already holds a model; pass overwrite=True to replace it")
-        self.vq.save_pretrained(str(directory), safe_serialization=True)
+        # diffusers writes in place; here it writes into a sibling folder that is swapped in whole.
+        with atomic_folder(directory, overwrite) as built:
+            self.vq.save_pretrained(str(built), safe_serialization=True)
         return directory
 
     # -- the tokenizer contract -----------------------------------------------------------------

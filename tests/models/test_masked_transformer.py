@@ -62,7 +62,7 @@ def test_save_load_round_trip_gives_identical_logits(context_model, tmp_path):
     loaded = MaskedTransformer.from_pretrained(tmp_path / "m")
     assert loaded.config == context_model.config
     assert torch.equal(loaded(codes, cond), context_model(codes, cond))
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "manifest.json", "model.safetensors"]
 
 
 def test_save_refuses_to_overwrite(tiny_model, tmp_path):
@@ -77,6 +77,9 @@ def test_missing_and_corrupt_checkpoints(tiny_model, tmp_path):
         MaskedTransformer.from_pretrained(tmp_path / "nope")
     tiny_model.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not the file this folder was saved with"):
+        MaskedTransformer.from_pretrained(tmp_path)
+    (tmp_path / "manifest.json").unlink()  # a folder without a manifest (older mgm): the loader's own checks
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         MaskedTransformer.from_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()

@@ -94,6 +94,10 @@ def test_missing_or_corrupt_pipeline_folder(tiny_image_pipeline, tmp_path):
         ImagePipeline.from_pretrained(tmp_path / "nope")
     tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
     (tmp_path / "pipe" / "transformer" / "model.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(ValueError, match="transformer/model.safetensors is not the file this folder was saved with"):
+        ImagePipeline.from_pretrained(tmp_path / "pipe")
+    for manifest in ("manifest.json", "transformer/manifest.json"):  # without manifests: the loaders' checks
+        (tmp_path / "pipe" / manifest).unlink()
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         ImagePipeline.from_pretrained(tmp_path / "pipe")
     (tmp_path / "pipe" / "pipeline.json").unlink()

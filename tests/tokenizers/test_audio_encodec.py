@@ -135,7 +135,7 @@ def test_sample_mask_to_token_mask(small):
 
 def test_save_and_load_round_trip(small, tmp_path):
     small.save_pretrained(tmp_path / "codec")
-    assert {p.name for p in (tmp_path / "codec").iterdir()} == {"config.json", "model.safetensors"}
+    assert {p.name for p in (tmp_path / "codec").iterdir()} == {"config.json", "model.safetensors", "manifest.json"}
     loaded = EncodecTokenizer.from_pretrained(tmp_path / "codec")
     for name, value in small.state_dict().items():  # weight_norm's g and v, the codebooks' EMA state
         assert torch.equal(value, loaded.state_dict()[name]), name
@@ -156,6 +156,9 @@ def test_missing_or_corrupt_folders_are_named(small, tmp_path):
         EncodecTokenizer.from_pretrained(tmp_path / "missing")
     small.save_pretrained(tmp_path / "codec")
     (tmp_path / "codec" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not the file this folder was saved with"):
+        EncodecTokenizer.from_pretrained(tmp_path / "codec")
+    (tmp_path / "codec" / "manifest.json").unlink()  # without a manifest: the loader's own checks
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         EncodecTokenizer.from_pretrained(tmp_path / "codec")
     (tmp_path / "codec" / "config.json").write_text("{")
@@ -165,6 +168,9 @@ def test_missing_or_corrupt_folders_are_named(small, tmp_path):
     EncodecTokenizer.small(num_codebooks=2).save_pretrained(tmp_path / "other")
     small.save_pretrained(tmp_path / "mixed")
     (tmp_path / "other" / "model.safetensors").replace(tmp_path / "mixed" / "model.safetensors")
+    with pytest.raises(ValueError, match="not the file this folder was saved with"):
+        EncodecTokenizer.from_pretrained(tmp_path / "mixed")
+    (tmp_path / "mixed" / "manifest.json").unlink()
     with pytest.raises(ValueError, match="weights do not match the config"):
         EncodecTokenizer.from_pretrained(tmp_path / "mixed")
 

@@ -75,5 +75,8 @@ def test_save_and_load_through_diffusers(tiny_vq, tmp_path):
 def test_corrupt_weights_are_named(tiny_vq, tmp_path):
     tiny_vq.save_pretrained(tmp_path / "vq")
     (tmp_path / "vq" / "diffusion_pytorch_model.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not the file this folder was saved with"):
+        ImageVQ.from_pretrained(tmp_path / "vq")
+    (tmp_path / "vq" / "manifest.json").unlink()  # a plain diffusers folder: diffusers' own error, named
     with pytest.raises(ValueError, match="not a loadable VQModel folder"):
         ImageVQ.from_pretrained(tmp_path / "vq")
