@@ -333,3 +333,8 @@ def test_generate_motion_end_to_end(tiny_motion_pipeline, tmp_path, cli_error):
     assert [p.name for p in edited] == ["edit-part_000.npy", "edit-part_000_joints.npy"]
     cli_error(generate.main, ["motion", "walk", "--task", "inbetween", *common], "needs --input")
     cli_error(generate.main, ["motion", " ", "--overwrite", *common], "texts\\[0\\]")
+
+
+def test_train_refuses_bad_values_with_one_line(tmp_path, cli_error):
+    common = ["fit", "--config", str(ROOT / "configs/markov_toy.yaml"), f"--trainer.default_root_dir={tmp_path}"]
+    cli_error(train.main, [*common, "--trainer.max_steps", "-5"], "max_steps. must be a non-negative integer")

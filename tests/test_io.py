@@ -122,6 +122,7 @@ def _kill_while_saving(kind: str, target: Path, sources: list[Path], kills: int,
     # What a killed save left beside the folder is gone after the next save.
     loader.from_pretrained(sources[0]).save_pretrained(target, overwrite=True)
     assert _hidden_siblings(target) == []
+    print(f"{kind}: {kills} kills -> {found}")  # shown with -s
     return found
 
 
