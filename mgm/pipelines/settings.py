@@ -15,6 +15,7 @@ import torch
 
 from mgm.checks import check_int
 from mgm.decoding.registry import Method, default_method, get_method
+from mgm.seeds import mix_seed
 
 DEFAULT_BATCH_SIZE = 64
 MAX_SEED = 2**63 - 1
@@ -58,15 +59,7 @@ def sample_generators(seed: int | None, first: int, count: int, device: torch.de
     (splitmix64), so sample i's stream depends on nothing but the seed and i."""
     if seed is None:
         return None
-    return [torch.Generator(device).manual_seed(_mix(seed, i)) for i in range(first, first + count)]
-
-
-def _mix(seed: int, index: int) -> int:
-    """splitmix64 of the pair: distinct, well-spread 63-bit seeds for every (seed, index)."""
-    z = (seed * 0x9E3779B97F4A7C15 + (index + 1) * 0xBF58476D1CE4E5B9) % 2**64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
-    return (z ^ (z >> 31)) >> 1
+    return [torch.Generator(device).manual_seed(mix_seed(seed, i)) for i in range(first, first + count)]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ condition is dropped (null label) with ``cond_drop_prob`` so classifier-free gui
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
@@ -15,9 +14,10 @@ from mgm.models.ar_transformer import ARTransformer
 from mgm.tokens import flatten_codes
 from mgm.training.masked import condition_from_batch
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 
-class ARTraining(L.LightningModule):
+class ARTraining(SeededTraining):
     """Args: model (an ARTransformer), AdamW with warm-up + cosine decay, label smoothing and
     condition dropout as in MaskedTokenTraining."""
 

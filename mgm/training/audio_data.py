@@ -70,8 +70,8 @@ class AudioFolderDataset(Dataset):
 
     Items: ``{"audio": FloatTensor[channels, T]}`` plus ``"labels"`` (LongTensor[]) when ``labels``
     is given and ``"captions"`` (str) when ``captions`` is given. A crop starts at the beginning of
-    the file, or, with ``random_crop``, anywhere that fits (drawn from torch's global generator,
-    which DataLoader workers and ``lightning.seed_everything`` seed). Files shorter than
+    the file, or, with ``random_crop``, anywhere that fits (drawn from the item's generator in
+    training: ``mgm.training.resume.SeededItems``). Files shorter than
     ``seconds`` are zero-padded at the end.
     """
 
@@ -99,11 +99,15 @@ class AudioFolderDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict:
+        return self.draw(index, None)
+
+    def draw(self, index: int, generator: torch.Generator | None) -> dict:
+        """Clip ``index``, a random crop's offset drawn from ``generator`` (None: torch's global one)."""
         path = self.files[index]
         offset = 0.0
         if self.random_crop:
             frames, file_rate = audio_frames(path)
-            offset = torch.rand(()).item() * max(0.0, frames / file_rate - self.seconds)
+            offset = torch.rand((), generator=generator).item() * max(0.0, frames / file_rate - self.seconds)
         # A little more than needed: the resampled part is trimmed to exactly num_samples below.
         wav, _ = read_audio(path, self.sample_rate, self.channels, offset, self.seconds + 1 / self.sample_rate)
         wav = F.pad(wav[:, : self.num_samples], (0, max(0, self.num_samples - wav.shape[1])))

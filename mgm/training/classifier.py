@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 
-class ClassifierTraining(L.LightningModule):
+class ClassifierTraining(SeededTraining):
     """``classifier(batch[input_key]) -> logits``; ``input_key`` is "images" or "audio"."""
 
     def __init__(

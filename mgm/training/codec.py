@@ -30,7 +30,6 @@ import math
 import warnings
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -41,6 +40,7 @@ from torch import nn
 from mgm.tokenizers.audio_encodec import EncodecTokenizer
 from mgm.training.codebooks import code_usage
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 CODEBOOK_INITS = ("data", "kmeans", "keep")
 LOG_MEL_FLOOR = 1e-5  # log(mel) is taken of max(mel, floor): silence must not give -inf
@@ -99,7 +99,7 @@ class STFTLoss(nn.Module):
         return (a - b).norm() / b.norm().clamp_min(1e-8)
 
 
-class CodecTraining(L.LightningModule):
+class CodecTraining(SeededTraining):
     """Args:
     tokenizer: the EncodecTokenizer to train (all of its ``num_codebooks`` codebooks, or a random
         number per batch with ``quantizer_dropout``).

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from mgm.data.codes import CodesDataset, load_codes
 from mgm.data.synthetic import SparseMarkovChain
 from mgm.tokens import TokenSpec
+from mgm.training.resume import ResumableData, ResumableLoader, SeededItems
 
 
-class SplitDataModule(L.LightningDataModule):
-    """A seeded train/val split of ``dataset()``; subclasses say where the items come from."""
+class SplitDataModule(ResumableData):
+    """A seeded train/val split of ``dataset()``; subclasses say where the items come from.
+
+    The training order is a function of (seed, epoch) and resumes mid-epoch (``mgm.training.resume``)."""
 
     def __init__(self, batch_size: int = 64, val_fraction: float = 0.05, num_workers: int = 0, seed: int = 0):
         super().__init__()
@@ -33,13 +35,20 @@ class SplitDataModule(L.LightningDataModule):
         self.val_set, self.train_set = Subset(dataset, order[:num_val]), Subset(dataset, order[num_val:])
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
+        return self.training_loader(self.train_set)
+
+    def training_loader(self, dataset: Dataset, drop_last: bool = True, collate_fn=None) -> DataLoader:
+        """Shuffled batches of ``dataset`` (each item drawn with its own seed), this rank's share."""
+        sampler = self.epoch_sampler(len(dataset), self.batch_size, self.seed, drop_last)
+        return ResumableLoader(
+            SeededItems(dataset),
             self.batch_size,
-            shuffle=True,
-            drop_last=True,
+            sampler=sampler,
+            drop_last=drop_last,
+            collate_fn=collate_fn,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),  # workers' seeds: not from the global stream
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -7,7 +7,6 @@ module's ``text_encoder`` turns into the context.
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,6 +17,7 @@ from mgm.models.masked_transformer import MaskedTransformer
 from mgm.schedules import get_mask_schedule, random_mask
 from mgm.schedules.groups import get_group_plan, group_training_mask
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ def condition_from_batch(batch: dict) -> Condition | None:
     return Condition(**fields) if fields else None
 
 
-class MaskedTokenTraining(L.LightningModule):
+class MaskedTokenTraining(SeededTraining):
     """Mask a schedule-drawn share of each example's tokens, predict them, cross-entropy on masked.
 
     Args:

@@ -33,8 +33,8 @@ def _check_crop(crop_frames: int) -> int:
 class RandomCrops(Dataset):
     """Items of ``items`` cut to ``crop_frames`` frames: ``{**item, "motion": [crop_frames, 263], "length": L}``.
 
-    A clip longer than the crop gives a window starting anywhere that fits (drawn from torch's
-    global generator, which ``lightning.seed_everything`` and DataLoader workers seed); a shorter
+    A clip longer than the crop gives a window starting anywhere that fits (drawn from the item's
+    generator in training: ``mgm.training.resume.SeededItems``); a shorter
     one is zero-padded at the end and keeps its ``length``.
     """
 
@@ -45,11 +45,15 @@ class RandomCrops(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
+        return self.draw(index, None)
+
+    def draw(self, index: int, generator: torch.Generator | None) -> dict:
+        """Item ``index`` with its window drawn from ``generator`` (None: torch's global one)."""
         item = self.items[index]
         motion = item["motion"][: item["length"]]
         length = len(motion)
         if length > self.crop_frames:
-            start = int(torch.randint(length - self.crop_frames + 1, ()))
+            start = int(torch.randint(length - self.crop_frames + 1, (), generator=generator))
             motion, length = motion[start : start + self.crop_frames], self.crop_frames
         padded = motion.new_zeros(self.crop_frames, motion.shape[-1])
         padded[:length] = motion
@@ -78,15 +82,9 @@ class MotionDataModule(SplitDataModule):
         self.crop_frames = _check_crop(crop_frames)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            RandomCrops(self.train_set, self.crop_frames),
-            self.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_set) >= self.batch_size,  # a tiny set still gives one batch
-            collate_fn=collate_motions,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        crops = RandomCrops(self.train_set, self.crop_frames)
+        drop_last = len(self.train_set) >= self.batch_size  # a tiny set still gives one batch
+        return self.training_loader(crops, drop_last, collate_motions)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, self.batch_size, collate_fn=collate_motions, num_workers=self.num_workers)

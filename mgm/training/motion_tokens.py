@@ -14,7 +14,6 @@ import json
 import logging
 from pathlib import Path
 
-import lightning as L
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -22,8 +21,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mgm.data.motions import MotionsDataset
 from mgm.io import atomic_write, weights_fingerprint
+from mgm.seeds import mix_seed
 from mgm.tokenizers.motion_vq import MotionVQ
 from mgm.tokens import TokenSpec
+from mgm.training.resume import ResumableData, ResumableLoader
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def pretokenize_motions(tokenizer: MotionVQ, dataset: Dataset, path, source: str
 
 
 class MotionCodes(Dataset):
-    """Clips' codes; an item key is (clip index, token length N): a random N-token window of it."""
+    """Clips' codes; an item key is (clip index, token length N[, seed]): a random N-token window
+    of it, drawn from a generator with that seed (torch's global one without)."""
 
     def __init__(self, codes: list[torch.Tensor], captions: list[str], labels: torch.Tensor):
         self.codes, self.captions, self.labels = codes, captions, labels
@@ -70,18 +72,33 @@ class MotionCodes(Dataset):
     def __len__(self) -> int:
         return len(self.codes)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        index, n = key
+    def __getitem__(self, key: tuple[int, int] | tuple[int, int, int]) -> dict:
+        index, n = key[:2]
+        generator = torch.Generator().manual_seed(key[2]) if len(key) > 2 else None
         codes = self.codes[index]
-        start = int(torch.randint(codes.shape[1] - n + 1, ()))
+        start = int(torch.randint(codes.shape[1] - n + 1, (), generator=generator))
         return {"codes": codes[:, start : start + n], "captions": self.captions[index], "labels": self.labels[index]}
 
 
 class LengthBatches(Sampler):
-    """Batches of (clip, N) keys with one N per batch (see the module doc); ``num_batches`` per epoch."""
+    """Batches of (clip, N, seed) keys with one N per batch (see the module doc); ``num_batches``
+    per epoch. An epoch's batches are a function of (seed, epoch) alone, and ``skip_batches`` of
+    ``epoch`` are left out (a resumed epoch; ``len()`` stays the whole epoch's), as for
+    ``mgm.training.resume.EpochSampler``."""
 
-    def __init__(self, lengths: torch.Tensor, batch_size: int, min_tokens: int, max_tokens: int, num_batches: int):
+    def __init__(
+        self,
+        lengths: torch.Tensor,
+        batch_size: int,
+        min_tokens: int,
+        max_tokens: int,
+        num_batches: int,
+        seed: int = 0,
+        epoch: int = 0,
+        skip_batches: int = 0,
+    ):
         self.lengths, self.batch_size, self.num_batches = lengths, batch_size, num_batches
+        self.seed, self.epoch, self.skip_batches = seed, epoch, skip_batches
         enough = min(batch_size, 8, len(lengths))  # a length is drawn when this many clips reach it
         reachable = [n for n in range(min_tokens, max_tokens + 1) if int((lengths >= n).sum()) >= enough]
         if not reachable:
@@ -91,18 +108,28 @@ class LengthBatches(Sampler):
             )
         self.choices = reachable
 
+    @property
+    def sampler(self) -> LengthBatches:
+        return self  # Lightning calls set_epoch on a batch sampler's ``sampler``
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.skip_batches = epoch, 0
+
     def __len__(self) -> int:
         return self.num_batches
 
     def __iter__(self):
-        for _ in range(self.num_batches):
-            n = self.choices[int(torch.randint(len(self.choices), ()))]
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
+        for b in range(self.num_batches):
+            n = self.choices[int(torch.randint(len(self.choices), (), generator=generator))]
             eligible = (self.lengths >= n).nonzero()[:, 0]
-            picks = eligible[torch.randint(len(eligible), (self.batch_size,))]
-            yield [(int(i), n) for i in picks]
+            picks = eligible[torch.randint(len(eligible), (self.batch_size,), generator=generator)]
+            if b >= self.skip_batches:
+                yield [(int(i), n, mix_seed(self.seed, self.epoch, b, j)) for j, i in enumerate(picks)]
 
 
-class MotionTokensDataModule(L.LightningDataModule):
+class MotionTokensDataModule(ResumableData):
     """Motions7 clips (``num_clips``, ``seed``) encoded by the MotionVQ saved in ``tokenizer`` and
     cached in ``cache``; a seeded train/val split; length-bucketed batches."""
 
@@ -140,12 +167,14 @@ class MotionTokensDataModule(L.LightningDataModule):
         pick = lambda idx: MotionCodes([codes[i] for i in idx], [captions[i] for i in idx], labels[idx])
         self.val_set, self.train_set = pick(order[:num_val]), pick(order[num_val:])
 
-    def _loader(self, data: MotionCodes, num_batches: int) -> DataLoader:
-        batches = LengthBatches(data.lengths, self.batch_size, self.min_tokens, self.max_tokens, num_batches)
-        return DataLoader(data, batch_sampler=batches)
+    def _loader(self, data: MotionCodes, num_batches: int, epoch: int = 0, skip: int = 0) -> DataLoader:
+        batches = LengthBatches(
+            data.lengths, self.batch_size, self.min_tokens, self.max_tokens, num_batches, self.seed, epoch, skip
+        )
+        return ResumableLoader(data, batch_sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batches_per_epoch)
+        return self._loader(self.train_set, self.batches_per_epoch, *self.start(self.batches_per_epoch))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, 4)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +37,7 @@ from mgm.eval.motion_metrics import mpjpe
 from mgm.tokenizers.motion_vq import MotionVQ
 from mgm.training.codebooks import perplexity
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 
 def masked_scalar_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ def mpjpe_mm(
     )
 
 
-class MotionVQTraining(L.LightningModule):
+class MotionVQTraining(SeededTraining):
     """Args:
     tokenizer: the MotionVQ to train. Its normalisation statistics are replaced by the datamodule's
         (``mean``, ``std``) at setup, when the datamodule has them.

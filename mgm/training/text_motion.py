@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
 
 from mgm.eval.motion_metrics import matching_score, r_precision
 from mgm.eval.text_motion import TextMotionEvaluator
 from mgm.models.text import WordTextEncoder
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 R_PRECISION_BATCH = 32  # HumanML3D's batch for R-precision
 
@@ -45,7 +45,7 @@ def contrastive_margin_loss(
     return positive + negative, {"positive": positive.detach(), "negative": negative.detach()}
 
 
-class TextMotionTraining(L.LightningModule):
+class TextMotionTraining(SeededTraining):
     """Args:
     evaluator: the TextMotionEvaluator to train ("captions" text input; the batches hold captions).
     margin: the contrastive margin (the original's: 10).

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -20,6 +19,7 @@ from torch import nn
 from mgm.tokenizers.image_vq import ImageVQ
 from mgm.training.codebooks import code_usage
 from mgm.training.optim import adamw_with_warmup_cosine
+from mgm.training.resume import SeededTraining
 
 
 class PatchDiscriminator(nn.Module):
@@ -64,7 +64,7 @@ class VGGPerceptual(nn.Module):
         return F.mse_loss(self.features(norm(a)), self.features(norm(b)))
 
 
-class ImageVQTraining(L.LightningModule):
+class ImageVQTraining(SeededTraining):
     """Args:
     tokenizer: the ImageVQ to train.
     reconstruction: "l1" or "l2".

@@ -14,16 +14,29 @@ def test_length_batches_use_one_length_each_and_only_clips_that_reach_it():
     batches = list(LengthBatches(lengths, batch_size=4, min_tokens=10, max_tokens=30, num_batches=50))
     seen = set()
     for keys in batches:
-        (n,) = {n for _, n in keys}
+        (n,) = {n for _, n, _ in keys}
         seen.add(n)
-        assert all(lengths[i] >= n for i, _ in keys)
-        for i, _ in keys:
-            item = data[(i, n)]
+        assert all(lengths[i] >= n for i, _, _ in keys)
+        for key in keys:
+            item = data[key]
             window = item["codes"][0]
             assert window.shape == (n,) and torch.equal(window, torch.arange(window[0], window[0] + n))
     assert len(seen) > 5 and max(seen) <= 25  # 30 is reached by only 2 clips (< 4): never drawn
     with pytest.raises(ValueError, match="max_tokens=40"):
         LengthBatches(lengths, 4, min_tokens=35, max_tokens=40, num_batches=1)
+
+
+def test_length_batches_are_a_function_of_seed_and_epoch_and_resume_mid_epoch():
+    lengths = torch.tensor([10, 12, 15, 20, 30, 30, 25, 11, 18, 22])
+    epoch = lambda e, skip=0: list(LengthBatches(lengths, 4, 10, 30, 20, seed=3, epoch=e, skip_batches=skip))
+    torch.manual_seed(1)
+    first = epoch(2)
+    torch.manual_seed(2)  # the global generator plays no part
+    assert epoch(2) == first and epoch(3) != first
+    assert epoch(2, skip=7) == first[7:]
+    sampler = LengthBatches(lengths, 4, 10, 30, 20, seed=3, epoch=2, skip_batches=7)
+    sampler.set_epoch(3)  # a new epoch is whole
+    assert list(sampler) == epoch(3)
 
 
 def test_pretokenized_motions_are_cached_and_reused(tmp_path):
