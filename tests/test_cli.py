@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from mgm.cli import generate, train
@@ -335,6 +336,42 @@ def test_generate_motion_end_to_end(tiny_motion_pipeline, tmp_path, cli_error):
     cli_error(generate.main, ["motion", " ", "--overwrite", *common], "texts\\[0\\]")
 
 
-def test_train_refuses_bad_values_with_one_line(tmp_path, cli_error):
-    common = ["fit", "--config", str(ROOT / "configs/markov_toy.yaml"), f"--trainer.default_root_dir={tmp_path}"]
-    cli_error(train.main, [*common, "--trainer.max_steps", "-5"], "max_steps. must be a non-negative integer")
+TRAIN_REFUSALS = [
+    pytest.param(["--trainer.max_steps", "-5"], "max_steps. must be a non-negative integer", id="max_steps-negative"),
+    pytest.param(["--data.init_args.batch_size", "0"], r"batch_size=0: expected an integer >= 1", id="batch_size-0"),
+    pytest.param(["--data.init_args.batch_size", "1.5"], r"batch_size.*1\.5", id="batch_size-float"),
+    pytest.param(["--data.init_args.val_fraction", "1.5"], r"val_fraction=1\.5", id="val_fraction-above-1"),
+    pytest.param(["--model.init_args.schedule", "nope"], r"schedule='nope' is not a known", id="schedule-unknown"),
+    pytest.param(["--model.init_args.cond_drop_prob", "2"], r"cond_drop_prob=2", id="cond_drop_prob-2"),
+    # the data's vocabulary is not the model's: refused in setup, after Lightning made its log folder
+    pytest.param(["--data.init_args.vocab_size", "12"], r"token spec .* does not match", id="vocabulary-mismatch"),
+    pytest.param(["--ckpt_path", "missing.ckpt"], r"ckpt_path='.*missing.ckpt': no such file", id="ckpt-missing"),
+    pytest.param(["--ckpt_path", "{tmp}"], r"ckpt_path=.*: a folder", id="ckpt-folder"),
+    pytest.param(["--ckpt_path", "{readme}"], r"ckpt_path=.*not a readable Lightning checkpoint", id="ckpt-not-one"),
+    pytest.param(
+        ["--ckpt_path", "{pickle}"], r"ckpt_path=.*not a readable", id="ckpt-pickled-code"
+    ),
+    pytest.param(["--ckpt_path", "{weights}"], r"ckpt_path=.*no 'state_dict'", id="ckpt-plain-tensors"),
+    pytest.param(["--trainer.nonsense", "3"], r"unrecognized arguments", id="unknown-flag"),
+]
+
+
+@pytest.mark.parametrize("extra, match", TRAIN_REFUSALS)
+def test_train_refuses_bad_values_with_one_line_and_leaves_nothing(extra, match, tmp_path, cli_error, monkeypatch):
+    import pickle
+
+    class Payload:  # unpickling this would run code: weights_only loading refuses it
+        def __reduce__(self):
+            return (print, ("unpickled",))
+
+    (tmp_path / "code.ckpt").write_bytes(pickle.dumps({"state_dict": Payload()}))
+    torch.save({"w": torch.zeros(2)}, tmp_path / "tensors.ckpt")
+    names = {"{tmp}": tmp_path, "{readme}": ROOT / "README.md", "{pickle}": tmp_path / "code.ckpt",
+             "{weights}": tmp_path / "tensors.ckpt"}  # fmt: skip
+    extra = [str(names.get(a, a)) for a in extra]
+    before = sorted(tmp_path.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    common = ["fit", "--config", str(ROOT / "configs/markov_toy.yaml"), f"--trainer.default_root_dir={out}"]
+    cli_error(train.main, [*common, "--trainer.max_steps", "2", *extra], match)
+    assert sorted(tmp_path.rglob("*")) == before  # no lightning_logs, config.yaml or model left behind

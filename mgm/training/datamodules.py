@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from mgm.checks import check_int, check_number
 from mgm.data.codes import CodesDataset, load_codes
 from mgm.data.synthetic import SparseMarkovChain
 from mgm.tokens import TokenSpec
@@ -18,7 +19,11 @@ class SplitDataModule(ResumableData):
 
     def __init__(self, batch_size: int = 64, val_fraction: float = 0.05, num_workers: int = 0, seed: int = 0):
         super().__init__()
-        if not 0 <= val_fraction < 1:
+        check_int(batch_size, "batch_size")
+        check_int(num_workers, "num_workers", minimum=0)
+        check_int(seed, "seed", minimum=0)
+        check_number(val_fraction, "val_fraction", minimum=0)
+        if not val_fraction < 1:
             raise ValueError(f"val_fraction={val_fraction}: expected a number in [0, 1)")
         self.batch_size, self.val_fraction, self.num_workers, self.seed = batch_size, val_fraction, num_workers, seed
         self.train_set = self.val_set = None

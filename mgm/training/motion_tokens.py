@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from mgm.checks import check_int, check_number
 from mgm.data.motions import MotionsDataset
 from mgm.io import atomic_write, weights_fingerprint
 from mgm.seeds import mix_seed
@@ -146,6 +147,17 @@ class MotionTokensDataModule(ResumableData):
         val_fraction: float = 0.05,
     ):
         super().__init__()
+        for name, value in (
+            ("num_clips", num_clips),
+            ("batch_size", batch_size),
+            ("batches_per_epoch", batches_per_epoch),
+        ):
+            check_int(value, name)
+        check_int(seed, "seed", minimum=0)
+        check_number(val_fraction, "val_fraction", above=0, maximum=0.5)
+        check_int(min_tokens, "min_tokens")
+        if check_int(max_tokens, "max_tokens") < min_tokens:
+            raise ValueError(f"max_tokens={max_tokens}: expected at least min_tokens={min_tokens}")
         self.tokenizer_dir, self.cache = tokenizer, cache
         self.num_clips, self.seed, self.batch_size = num_clips, seed, batch_size
         self.min_tokens, self.max_tokens, self.batches_per_epoch = min_tokens, max_tokens, batches_per_epoch
