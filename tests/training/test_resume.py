@@ -88,7 +88,10 @@ def train(build, directory, ckpt_path=None, every=EVERY) -> dict[str, torch.Tens
     return {k: v.clone() for k, v in system.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", SYSTEMS)
+SLOW = {"image_vq", "codec"}  # 40-100 s each on 2 cores: behind the slow marker
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SYSTEMS])
 def test_resumed_training_ends_bit_identical(name, tmp_path):
     build = SYSTEMS[name]
     whole = train(build, tmp_path / "whole")
