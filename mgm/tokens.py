@@ -13,6 +13,8 @@ equals that codebook's size, so an embedding table for codebook k has ``size + 1
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,13 +33,8 @@ class TokenSpec:
     shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        sizes, shape = tuple(int(s) for s in self.codebook_sizes), tuple(int(s) for s in self.shape)
-        if not sizes or any(s < 1 for s in sizes):
-            raise ValueError(f"codebook_sizes={self.codebook_sizes!r}: expected one or more sizes >= 1")
-        if not shape or any(s < 1 for s in shape):
-            raise ValueError(f"shape={self.shape!r}: expected a grid shape of one or more sizes >= 1")
-        object.__setattr__(self, "codebook_sizes", sizes)
-        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "codebook_sizes", _sizes(self.codebook_sizes, "codebook_sizes", "codebook sizes"))
+        object.__setattr__(self, "shape", _sizes(self.shape, "shape", "a grid shape of sizes"))
 
     @property
     def num_codebooks(self) -> int:
@@ -101,6 +98,15 @@ class TokenSpec:
 
     def to_dict(self) -> dict:
         return {"codebook_sizes": list(self.codebook_sizes), "shape": list(self.shape)}
+
+
+def _sizes(values: object, name: str, what: str) -> tuple[int, ...]:
+    """One or more whole numbers >= 1 (ints, not bools or floats) -> a tuple of ints."""
+    many = isinstance(values, Sequence) and not isinstance(values, (str, bytes))
+    if not many or not values or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                                         for v in values):  # fmt: skip
+        raise ValueError(f"{name}={values!r}: expected {what}, one or more integers >= 1")
+    return tuple(int(v) for v in values)
 
 
 def _describe(x: object) -> str:

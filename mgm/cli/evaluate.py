@@ -36,15 +36,17 @@ from pathlib import Path
 
 import torch
 
-from mgm.cli.options import add_decode_options, cli_main, decode_options, positive_int
+from mgm.checks import check_device
+from mgm.cli.options import CLIParser, add_decode_options, cli_main, decode_options, positive_int
 from mgm.cli.tasks import load_pipeline
 from mgm.decoding.registry import AR, MASKED
+from mgm.io import check_output_file, check_output_folder
 
 R_PRECISION_BATCH = 32  # = mgm.eval.suite.R_PRECISION_BATCH (not imported here: the parser stays light)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mgm-eval", description=__doc__.split("\n\n")[0])
+    parser = CLIParser(prog="mgm-eval", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="modality", required=True)
     image = sub.add_parser("image", help="an ImagePipeline's samples (default: the shipped one), or a folder")
     image.add_argument("--inception", action="store_true", help="also FID on torchmetrics' Inception features")
@@ -84,8 +86,9 @@ def _check(args: argparse.Namespace) -> None:
             raise ValueError(
                 f"--{name.replace('_', '-')} {value}: expected at least {1 if name == 'batch_size' else 2}"
             )
-    if Path(args.out).exists() and not args.overwrite:
-        raise ValueError(f"{args.out} exists; pass --overwrite to replace it")
+    check_output_file(args.out, "--out", args.overwrite)
+    check_output_folder(args.cache_dir, "--cache-dir")
+    check_device(args.device, "--device")
     if args.samples and args.model:
         raise ValueError("give --model (to generate) or --samples (to read), not both")
     if args.modality == "motion" and not args.samples and args.num < R_PRECISION_BATCH:
@@ -117,6 +120,7 @@ def _load(args: argparse.Namespace):
     pipe = None
     if not args.samples or (args.modality == "audio" and args.encodec):
         pipe = load_pipeline(pipeline_class, args)
+        pipe.split_options(decode_options(args))  # bad decode options fail before the judge loads
     if args.modality == "image":
         size = pipe.image_size if pipe is not None else 32
         evaluation = ImageEvaluation(args.judge, image_size=size, inception=args.inception)

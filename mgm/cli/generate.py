@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from mgm.cli import tasks
-from mgm.cli.options import add_decode_options, cli_main, positive_int
+from mgm.cli.options import CLIParser, add_decode_options, cli_main, positive_int
 from mgm.decoding.registry import AR, MASKED
 
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
@@ -32,7 +32,7 @@ MOTION_TASKS = ("sample", "inbetween", "complete", "edit-part", "long")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mgm-generate", description=__doc__.split("\n\n")[0])
+    parser = CLIParser(prog="mgm-generate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="modality", required=True)
     image = sub.add_parser("image", help="images from an ImagePipeline or ARImagePipeline (default: the shipped one)")
     image.add_argument("task", nargs="?", choices=IMAGE_TASKS, default="sample")

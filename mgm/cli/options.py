@@ -100,6 +100,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+class CLIParser(argparse.ArgumentParser):
+    """argparse with the CLIs' error convention: a bad flag is one ``error: ...`` line and exit
+    status 2 (the usage is what ``--help`` is for). Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cli_main(run: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser, argv=None):
     """Parse ``argv`` and ``run`` it; a user error prints ``error: ...`` on one line and exits 2
     (``--debug``, where the parser has it, re-raises it with the traceback)."""

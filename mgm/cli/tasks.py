@@ -11,9 +11,10 @@ from pathlib import Path
 
 import torch
 
+from mgm.checks import check_device
 from mgm.cli.options import decode_options
 from mgm.decoding.registry import AR, MASKED, default_method, get_method
-from mgm.io import load_json
+from mgm.io import check_output_folder, load_json
 
 
 def parse_labels(values: list[str] | None) -> list[int | str] | None:
@@ -41,10 +42,10 @@ def call_options(args: argparse.Namespace) -> dict:
     return {**decode_options(args), "seed": args.seed, "batch_size": args.batch_size, "progress": True}
 
 
-def _check_out(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file; expected a folder")
+def check_args(args: argparse.Namespace) -> None:
+    """What every subcommand checks before loading anything: the output folder and the device."""
+    check_output_folder(args.out, "--out")
+    check_device(args.device, "--device")
 
 
 def generate_codes(args: argparse.Namespace) -> list[Path]:
@@ -52,7 +53,7 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     from mgm.models import Condition, MaskedTransformer
     from mgm.pipelines.settings import CallOptions, sample_generators
 
-    _check_out(args)
+    check_args(args)
     out = Path(args.out) / "codes.safetensors"
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
@@ -62,10 +63,13 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     call = CallOptions(seed=args.seed, batch_size=args.batch_size)
     if isinstance(args.num, bool) or args.num < 1:
         raise ValueError(f"--num {args.num}: expected an integer >= 1")
+    labels = parse_labels(args.labels)
+    names = [v for v in labels or [] if isinstance(v, str)]
+    if names:
+        raise ValueError(f"--labels {names[0]!r}: a saved model has no class names; expected class ids")
     model = MaskedTransformer.from_pretrained(args.model, map_location=args.device)
-    labels = None
-    if args.labels:
-        ids = torch.tensor([int(v) for v in args.labels], device=args.device)
+    if labels is not None:
+        ids = torch.tensor(labels, device=args.device)
         labels = ids.repeat(args.num // len(ids) + 1)[: args.num]
     cond = None if labels is None else Condition(labels=labels)
     generator = sample_generators(call.seed, 0, args.num, torch.device(args.device))
@@ -77,7 +81,7 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
     from mgm.pipelines import ARImagePipeline, ImagePipeline
     from mgm.pipelines.image_io import image_grid, read_image, read_mask, write_pngs
 
-    _check_out(args)
+    check_args(args)
     ar = args.model is not None and pipeline_class_name(args.model) == "ARImagePipeline"
     if args.model is None and args.method is not None and get_method(args.method).kind == AR:
         raise ValueError(f"--method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)")
@@ -112,7 +116,7 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
     from mgm.data.audio_io import read_audio, write_wavs
     from mgm.pipelines import AudioPipeline
 
-    _check_out(args)
+    check_args(args)
     if args.task != "sample" and not args.input:
         raise ValueError(f"audio {args.task} needs --input FILE [FILE ...]")
     if args.task == "infill" and (args.start is None or args.end is None):
@@ -138,7 +142,7 @@ def generate_motions(args: argparse.Namespace) -> list[Path]:
     from mgm.pipelines.motion import MotionPipeline
     from mgm.pipelines.motion_io import read_motion, write_motions
 
-    _check_out(args)
+    check_args(args)
     if args.labels:
         raise ValueError("motion is conditioned on captions, not --labels")
     if args.task in ("inbetween", "complete", "edit-part") and not args.input:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import torchaudio
 
+from mgm.checks import check_number
 from mgm.io import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac")  # what AudioFolderDataModule looks for
@@ -25,6 +26,10 @@ def _check_sample_rate(sample_rate) -> int:
     if isinstance(sample_rate, bool) or rate <= 0:
         raise ValueError(f"sample_rate={sample_rate!r}: expected a positive whole number of samples per second")
     return rate
+
+
+def _shape(x) -> str:
+    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
 def read_audio(
@@ -48,8 +53,9 @@ def read_audio(
         sample_rate = _check_sample_rate(sample_rate)
     if channels not in (None, 1, 2):
         raise ValueError(f"channels={channels!r}: expected 1 (mono), 2 (stereo) or None (as in the file)")
-    if offset < 0 or (duration is not None and duration < 0):
-        raise ValueError(f"offset={offset}, duration={duration}: expected seconds >= 0")
+    check_number(offset, "offset", minimum=0)
+    if duration is not None:
+        check_number(duration, "duration", minimum=0)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such audio file")
     try:
@@ -98,8 +104,10 @@ def write_wavs(
 
     sample_rate = _check_sample_rate(sample_rate)
     for name, wav in wavs.items():
-        if wav.dim() != 2 or wav.shape[0] < 1:
-            raise ValueError(f"wavs[{name!r}]: got shape {tuple(wav.shape)}; expected [channels, samples]")
+        if not isinstance(wav, torch.Tensor) or wav.dim() != 2 or wav.shape[0] < 1:
+            raise ValueError(f"wavs[{name!r}]: got {_shape(wav)}; expected a tensor [channels, samples]")
+        if not bool(torch.isfinite(wav).all()):
+            raise ValueError(f"wavs[{name!r}]: holds NaN or infinite values")
     out = Path(out)
     targets = {out / name: wav for name, wav in wavs.items()}
     taken = [str(p) for p in targets if p.exists()]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from mgm.checks import check_int
-from mgm.decoding.canvas import batch_of, resolve_device
+from mgm.decoding.canvas import batch_of, check_condition, resolve_device
 from mgm.decoding.guidance import check_guidance, guide
 from mgm.decoding.options import NoOptions, RunOptions, SamplingOptions
 from mgm.decoding.registry import AR, Method, register
@@ -88,8 +88,6 @@ def prepare_ar(
     if traits.max_length is not None and length > traits.max_length:
         raise ValueError(f"length={length}: the model takes at most {traits.max_length} tokens")
     sampling.check_vocab(traits.vocab_size)
-    if cond is not None and not isinstance(cond, Condition):
-        raise ValueError(f"cond: expected None or a mgm.models.Condition, got {type(cond).__name__}")
     batch_size = batch_size if prefix is not None else batch_of(batch_size, cond, generator)
     if batch_size is not None:
         check_int(batch_size, "batch_size")
@@ -97,8 +95,7 @@ def prepare_ar(
         prefix = _check_prefix(prefix, length, batch_size, traits.vocab_size)
         batch_size = prefix.shape[0]
     batch_size = 1 if batch_size is None else batch_size
-    if cond is not None and cond.batch_size not in (None, batch_size):
-        raise ValueError(f"cond: batch size {cond.batch_size} does not match batch_size={batch_size}")
+    check_condition(cond, batch_size, model)
     check_guidance(sampling.guidance_scale, cond)
     device = resolve_device(model, prefix, run.device)
     generator = check_generator(generator, batch_size, device)
@@ -112,7 +109,8 @@ def _check_prefix(prefix, length: int, batch_size: int | None, vocab: int | None
     if isinstance(prefix, torch.Tensor) and prefix.dim() == 3 and prefix.shape[1] == 1:
         prefix = prefix[:, 0]
     if not isinstance(prefix, torch.Tensor) or prefix.dim() != 2 or prefix.dtype != torch.long:
-        raise ValueError(f"prefix: expected a LongTensor [B, L0], got {getattr(prefix, 'shape', prefix)}")
+        got = f"{prefix.dtype} {tuple(prefix.shape)}" if isinstance(prefix, torch.Tensor) else type(prefix).__name__
+        raise ValueError(f"prefix: expected a LongTensor [B, L0], got {got}")
     if prefix.device.type == "meta":
         raise ValueError("prefix: on the meta device (no values); expected a real tensor")
     if prefix.shape[1] > length:

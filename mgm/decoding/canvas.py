@@ -91,6 +91,8 @@ def prepare_canvas(
         return spec.full_mask(1 if batch_size is None else batch_size, device)
     spec.check_codes(init_codes, "init_codes", allow_mask=True)
     b = init_codes.shape[0]
+    if b == 0:
+        raise ValueError(f"init_codes: shape {tuple(init_codes.shape)}, an empty batch; expected at least one sample")
     if batch_size is not None:
         check_int(batch_size, "batch_size")
     if batch_size is not None and batch_size != b:

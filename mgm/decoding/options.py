@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from mgm.checks import check_int, check_number
+from mgm.checks import check_device, check_int, check_number
 from mgm.schedules.annealing import check_annealing
 
 CHOICE_TEMPERATURE = 4.5  # MaskGIT's temperature of the Gumbel noise on confidences (annealed to 0)
@@ -92,10 +92,7 @@ class RunOptions:
         from mgm.decoding.speed import resolve_dtype
 
         if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError) as e:
-                raise ValueError(f"device={self.device!r}: expected a torch device or its name ({e})") from None
+            check_device(self.device)
         resolve_dtype(self.dtype)
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile={self.compile!r}: expected True or False")

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mgm.checks import check_int
 from mgm.io import PretrainedMixin
 from mgm.models.conditioning import Condition
-from mgm.models.layers import Block, init_weights
+from mgm.models.layers import Block, check_transformer_size, init_weights
 
 
 @dataclass
@@ -73,11 +74,9 @@ class ARTransformer(PretrainedMixin, nn.Module):
         num_classes: int = 0,
     ):
         super().__init__()
-        if vocab_size < 1 or max_length < 1 or num_classes < 0:
-            raise ValueError(
-                f"vocab_size={vocab_size}, max_length={max_length}, num_classes={num_classes}: expected "
-                "vocab_size >= 1, max_length >= 1, num_classes >= 0"
-            )
+        check_int(vocab_size, "vocab_size")
+        check_int(max_length, "max_length")
+        check_transformer_size(dim, depth, num_heads, mlp_ratio, dropout, num_classes)
         self.config = dict(
             vocab_size=vocab_size, max_length=max_length, dim=dim, depth=depth, num_heads=num_heads,
             mlp_ratio=mlp_ratio, dropout=dropout, num_classes=num_classes,

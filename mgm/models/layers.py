@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from mgm.checks import check_int, check_number
+
 Rotary = tuple[torch.Tensor, torch.Tensor]
 """(cos, sin), each broadcastable to [B, H, L, E / 2]: rotation angles of the rows they go with."""
 
@@ -98,6 +100,17 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+def check_transformer_size(dim, depth, num_heads, mlp_ratio, dropout, num_classes) -> None:
+    """The size arguments every mgm transformer takes: ValueError naming the first bad one."""
+    for name, value, minimum in (("dim", dim, 1), ("depth", depth, 1), ("num_heads", num_heads, 1),
+                                 ("num_classes", num_classes, 0)):  # fmt: skip
+        check_int(value, name, minimum)
+    if dim % num_heads:
+        raise ValueError(f"dim={dim}, num_heads={num_heads}: expected dim divisible by num_heads")
+    check_number(mlp_ratio, "mlp_ratio", above=0)
+    check_number(dropout, "dropout", minimum=0, maximum=1)
 
 
 class Block(nn.Module):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mgm.checks import check_int
 from mgm.io import PretrainedMixin
 from mgm.models.conditioning import Condition
-from mgm.models.layers import Block, Rotary, grid_rotary_angles, init_weights
+from mgm.models.layers import Block, Rotary, check_transformer_size, grid_rotary_angles, init_weights
 from mgm.tokens import TokenSpec
 
 
@@ -67,9 +68,12 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         rotary: bool = False,
     ):
         super().__init__()
-        self.spec = TokenSpec(tuple(codebook_sizes), tuple(shape))
-        if num_classes < 0:
-            raise ValueError(f"num_classes={num_classes}: expected >= 0 (0 = no class conditioning)")
+        self.spec = TokenSpec(codebook_sizes, shape)
+        check_transformer_size(dim, depth, num_heads, mlp_ratio, dropout, num_classes)
+        if context_dim is not None:
+            check_int(context_dim, "context_dim")
+        if not isinstance(rotary, bool):
+            raise ValueError(f"rotary={rotary!r}: expected True or False")
         self.config = {
             "codebook_sizes": list(self.spec.codebook_sizes),
             "shape": list(self.spec.shape),

@@ -160,10 +160,7 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
     def _encode(self, audio: torch.Tensor, sample_rate: int | None, name: str) -> torch.Tensor:
         if isinstance(audio, torch.Tensor) and audio.dim() == 2:
             audio = audio[None]
-        if not isinstance(audio, torch.Tensor) or audio.dim() != 3 or audio.shape[-1] == 0:
-            raise ValueError(f"{name}: expected a non-empty FloatTensor[B, C, T], got {getattr(audio, 'shape', audio)}")
-        if sample_rate is not None:
-            check_number(sample_rate, "sample_rate", above=0)
+        self.tokenizer.check_audio(audio, sample_rate, name)
         rate = sample_rate or self.sample_rate
         if audio.shape[-1] * self.frame_rate / rate < 1:
             raise ValueError(f"{name}: {audio.shape[-1]} samples is shorter than one frame ({1 / self.frame_rate:g} s)")

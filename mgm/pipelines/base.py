@@ -13,15 +13,17 @@ transformer in ``transformer/`` and the tokenizer in ``tokenizer/``; all weights
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mgm.checks import check_device
 from mgm.decoding import DecodeResult
 from mgm.decoding.registry import AR, MASKED
-from mgm.io import atomic_folder, check_manifest, load_json, save_json
+from mgm.io import atomic_folder, check_config, check_folder, check_manifest, load_json, save_json
 from mgm.models import Condition, MaskedTransformer
 from mgm.models.protocols import ModelWrapper
 from mgm.pipelines.settings import CALL_OPTIONS, CallOptions, DecodeSettings, sample_generators
@@ -65,20 +67,36 @@ class Pipeline:
     default_recipe: str = ""  # the make target that rebuilds it
     any_length: bool = False  # 1-D tokens: the tokenizer's clip length need not be the transformer's
 
-    def __init__(self, tokenizer, transformer, settings: DecodeSettings | dict | None = None, class_names=None):
+    def __init__(self, tokenizer, transformer, settings: DecodeSettings | dict | None = None,
+                 class_names: Sequence[str] | None = None):  # fmt: skip
         self.check_specs(tokenizer, transformer)
-        self.tokenizer = tokenizer.eval()
-        self.transformer = transformer.eval()
         if settings is None or isinstance(settings, dict):
             settings = DecodeSettings.from_config(self.decoder_kind, settings or {})
-        if settings.kind != self.decoder_kind:
-            raise ValueError(f"settings: {settings.kind} decode settings for a {self.decoder_kind} pipeline")
+        if not isinstance(settings, DecodeSettings) or settings.kind != self.decoder_kind:
+            raise ValueError(f"settings={settings!r}: expected {self.decoder_kind} DecodeSettings or a dict of them")
+        self.class_names = self.check_class_names(class_names, transformer.num_classes)
+        self.tokenizer = tokenizer.eval()
+        self.transformer = transformer.eval()
         self.settings = settings
-        self.class_names = list(class_names) if class_names else None
+
+    @staticmethod
+    def check_class_names(class_names, num_classes: int) -> list[str] | None:
+        """None, or one distinct non-empty name per class of the model."""
+        if class_names is None or (isinstance(class_names, (list, tuple)) and not class_names):
+            return None
+        if not isinstance(class_names, (list, tuple)) or not all(isinstance(n, str) and n for n in class_names):
+            raise ValueError(f"class_names={class_names!r}: expected None or a list of non-empty names")
+        if len(class_names) != num_classes or len(set(class_names)) != len(class_names):
+            raise ValueError(
+                f"class_names: {len(class_names)} names for a model of {num_classes} classes; expected one "
+                f"distinct name per class"
+            )
+        return list(class_names)
 
     @classmethod
     def default(cls, device: torch.device | str = "cpu"):
         """The small pipeline shipped in the package (``default_folder``)."""
+        device = check_device(device)
         folder = cls.default_folder
         if folder is None or not (folder / PIPELINE_CONFIG).is_file():
             raise FileNotFoundError(
@@ -113,6 +131,7 @@ class Pipeline:
         return self.transformer.num_classes
 
     def to(self, device: torch.device | str):
+        device = check_device(device)
         self.tokenizer.to(device)
         self.transformer.to(device)
         return self
@@ -153,6 +172,8 @@ class Pipeline:
         if labels is None:
             return torch.arange(num) % self.num_classes
         labels = self._label_ids(labels)
+        if labels.numel() > num:
+            raise ValueError(f"labels: {labels.numel()} labels for num={num} samples; expected at most {num} (cycled)")
         bad = (labels < 0) | (labels >= self.num_classes)
         if bool(bad.any()):
             raise ValueError(
@@ -258,20 +279,29 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu"):
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory}: no such directory (expected a saved {cls.__name__})")
+        """Load a pipeline folder. ``pipeline.json`` is checked against the pipeline's constructor
+        (``mgm.io.check_config``) and its decode settings against the registry before the
+        components load (each checked the same way)."""
+        directory = check_folder(directory, f"a saved {cls.__name__}")
+        device = check_device(device)
         check_manifest(directory)
-        config = load_json(directory / PIPELINE_CONFIG)
-        if not isinstance(config, dict):
-            raise ValueError(f"{directory / PIPELINE_CONFIG}: expected a JSON object, got {type(config).__name__}")
+        path = directory / PIPELINE_CONFIG
+        config = load_json(path)
         if config.get("_class_name") != cls.__name__:
             raise ValueError(f"{directory}: holds a {config.get('_class_name')}, not a {cls.__name__}")
-        tokenizer = cls.tokenizer_class.from_pretrained(directory / "tokenizer")
-        transformer = cls.model_class.from_pretrained(directory / "transformer")
-        settings = DecodeSettings.from_config(cls.decoder_kind, config.get("settings", {}))
+        check_config(config, cls, path, given=("tokenizer", "transformer"))
+        try:
+            settings = DecodeSettings.from_config(cls.decoder_kind, config.get("settings", {}))
+        except ValueError as e:
+            raise ValueError(f"{path}: settings: {e}") from e
         extra = cls.load_extra(directory, config)
-        return cls(tokenizer, transformer, settings, config.get("class_names"), **extra).to(device)
+        tokenizer = cls.tokenizer_class.from_pretrained(check_folder(directory / "tokenizer", "the tokenizer"))
+        transformer = cls.model_class.from_pretrained(check_folder(directory / "transformer", "the transformer"))
+        try:  # the parts must fit together, and the class names the transformer's classes
+            pipe = cls(tokenizer, transformer, settings, config.get("class_names"), **extra)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+        return pipe.to(device)
 
     @classmethod
     def load_extra(cls, directory: Path, config: dict) -> dict:

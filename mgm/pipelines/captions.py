@@ -8,18 +8,23 @@ captions into the transformer's Condition. Modality-free: motion and audio pipel
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from mgm.checks import check_int
 from mgm.models import Condition
 from mgm.models.text import HFTextEncoder, WordTextEncoder, check_captions
+from mgm.pipelines.settings import DecodeSettings
 
 
 class CaptionConditioning:
     """Mixin for a ``MaskedPipeline`` subclass: ``text_encoder`` argument, save/load, ``condition``."""
 
-    def __init__(self, tokenizer, transformer, settings=None, class_names=None, text_encoder=None):
+    def __init__(self, tokenizer, transformer, settings: DecodeSettings | dict | None = None,
+                 class_names: Sequence[str] | None = None,
+                 text_encoder: WordTextEncoder | HFTextEncoder | None = None):  # fmt: skip
         super().__init__(tokenizer, transformer, settings, class_names)
         if getattr(transformer, "context_proj", None) is not None and text_encoder is None:
             raise ValueError("text_encoder: this transformer is text-conditioned; give its caption encoder")
@@ -62,6 +67,13 @@ class CaptionConditioning:
         entry = config.get("text_encoder")
         if not entry:
             return {}
-        if "hf" in entry:
-            return {"text_encoder": HFTextEncoder.from_pretrained(entry["hf"], entry.get("max_length", 77))}
-        return {"text_encoder": WordTextEncoder.from_pretrained(directory / entry["folder"])}
+        if isinstance(entry, dict) and isinstance(entry.get("hf"), str):
+            max_length = check_int(entry.get("max_length", 77), "text_encoder.max_length")
+            return {"text_encoder": HFTextEncoder.from_pretrained(entry["hf"], max_length)}
+        folder = entry.get("folder") if isinstance(entry, dict) else None
+        if not isinstance(folder, str) or not folder or Path(folder).name != folder:
+            raise ValueError(
+                f"{directory / 'pipeline.json'}: text_encoder={entry!r}: expected null, "
+                '{"folder": "<sub-folder>"} or {"hf": "<hub id>", "max_length": N}'
+            )
+        return {"text_encoder": WordTextEncoder.from_pretrained(directory / folder)}

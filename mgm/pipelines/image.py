@@ -139,11 +139,12 @@ class ImagePipeline(MaskedPipeline):
             return images, None
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
             raise ValueError(f"mask: expected a BoolTensor (True = regenerate), got {getattr(mask, 'dtype', mask)}")
+        given = tuple(mask.shape)
         if mask.dim() == 2:
             mask = mask.expand(images.shape[0], -1, -1)
         if tuple(mask.shape) != (images.shape[0], self.image_size, self.image_size):
             raise ValueError(
-                f"mask: shape {tuple(mask.shape)} does not match the images: expected "
+                f"mask: shape {given} does not match the images: expected "
                 f"[{images.shape[0]}, {self.image_size}, {self.image_size}] or [{self.image_size}, {self.image_size}]"
             )
         return images, mask

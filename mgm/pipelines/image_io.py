@@ -39,6 +39,12 @@ def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 def write_pngs(images: dict[str, torch.Tensor], out: str | os.PathLike, overwrite: bool = False) -> list[Path]:
     """Write {file name: FloatTensor[3, H, W] in [0, 1]} into ``out``. Every target is checked
     before the first is written, and each file appears whole or not at all."""
+    for name, image in images.items():
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+            got = f"shape {tuple(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(f"images[{name!r}]: got {got}; expected a tensor [3, H, W] in [0, 1]")
+        if not bool(torch.isfinite(image).all()):
+            raise ValueError(f"images[{name!r}]: holds NaN or infinite values")
     out = Path(out)
     targets = {out / name: image for name, image in images.items()}
     taken = [str(p) for p in targets if p.exists()]

@@ -14,8 +14,19 @@ import torch
 from diffusers import VQModel
 from torch import nn
 
-from mgm.io import atomic_folder, check_manifest
+from mgm.io import (
+    atomic_folder,
+    check_config,
+    check_folder,
+    check_manifest,
+    check_weights,
+    expected_state,
+    load_json,
+    load_tensors,
+)
 from mgm.tokens import TokenSpec
+
+VQ_WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' weights file name
 
 
 class ImageVQ(nn.Module):
@@ -67,14 +78,22 @@ class ImageVQ(nn.Module):
     def from_pretrained(
         cls, path_or_id: str | os.PathLike, subfolder: str | None = None, image_size: int | None = None, **kwargs
     ) -> ImageVQ:
-        """Load any diffusers VQModel folder or hub id (e.g. aMUSEd's ``vqvae`` subfolder)."""
+        """Load any diffusers VQModel folder or hub id (e.g. aMUSEd's ``vqvae`` subfolder).
+
+        A local folder's ``config.json`` is checked against VQModel's constructor and its weights
+        against the model that config builds (``mgm.io.check_config`` / ``check_weights``) first.
+        """
+        if not isinstance(path_or_id, (str, os.PathLike)):
+            raise ValueError(f"path_or_id={path_or_id!r}: expected a VQModel folder or a hub id")
         path = Path(path_or_id)
         local = path.exists() or str(path_or_id).startswith((".", "/"))
         if local:
-            folder = path / subfolder if subfolder else path
-            if not (folder / "config.json").is_file():
-                raise FileNotFoundError(f"{folder}: no config.json (expected a diffusers VQModel folder)")
+            folder = check_folder(path / subfolder if subfolder else path, "a diffusers VQModel folder")
             check_manifest(folder)
+            config = check_config(load_json(folder / "config.json"), VQModel, folder / "config.json")
+            weights = folder / VQ_WEIGHTS
+            model_config = {k: v for k, v in config.items() if not k.startswith("_")}
+            check_weights(load_tensors(weights), expected_state(VQModel, model_config, folder / "config.json"), weights)
         try:
             # low_cpu_mem_usage=False: the plain load path (without it diffusers asks for `accelerate`).
             kwargs.setdefault("low_cpu_mem_usage", False)

@@ -74,7 +74,7 @@ def test_other_sample_rates_are_resampled_or_refused(tiny_audio_pipeline):
         (lambda p: p.generate(0), "num=0"),
         (lambda p: p.generate(2, labels=[3]), "labels"),
         (lambda p: p.generate(2, method="group", plan="nope"), "known group plan"),
-        (lambda p: p.continue_(torch.zeros(1, 1, 0)), "non-empty"),
+        (lambda p: p.continue_(torch.zeros(1, 1, 0)), r"prompt: shape \(1, 1, 0\)"),
         (lambda p: p.continue_(_sine(0.01)), "shorter than one frame"),
         (lambda p: p.continue_(_sine(0.2)), "nothing to continue"),
         (lambda p: p.infill(_sine(0.2), 0.1, 0.3), "outside the clip"),
