@@ -35,7 +35,7 @@ N = T // downsample token positions, C code dimension, M latent vectors (B * N, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -141,16 +141,27 @@ class EMACodebook(nn.Module):
         return torch.cdist(latents, self.embedding).argmin(-1)
 
     @torch.no_grad()
-    def update_(self, latents: torch.Tensor, codes: torch.Tensor, decay: float) -> None:
+    def update_(
+        self,
+        latents: torch.Tensor,
+        codes: torch.Tensor,
+        decay: float,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         """One EMA step from the assignments ``codes`` [M] of ``latents`` [M, C] (in place).
 
         count <- decay * count + (1 - decay) * n_i, sum <- decay * sum + (1 - decay) * (sum of the
         latents assigned to code i), code <- sum / count for the codes assigned anything. The
         others keep their place (their count and sum decay alike) until they are restarted.
+        ``reduce`` (in place) combines the step's counts and sums with other processes' first
+        (multi-process training passes the mean over ranks, so every rank takes the same step).
         """
         latents = latents.detach().to(self.embed_sum.dtype)
         counts = torch.bincount(codes, minlength=self.size).to(latents.dtype)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, latents)
+        if reduce is not None:
+            reduce(counts)
+            reduce(sums)
         self.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
         self.embed_sum.mul_(decay).add_(sums, alpha=1 - decay)
         assigned = counts > 0  # so cluster_size > 0 there

@@ -223,6 +223,11 @@ class PretokenizedAudioDataModule(CodesDataModule):
         super().__init__(batch_size, val_fraction, num_workers, seed)
         self.audio, self.tokenizer_dir, self.cache = audio, tokenizer, cache
 
+    def prepare_data(self) -> None:
+        """Encode into ``cache`` once, on one process per node (Lightning calls this before
+        ``setup`` and makes the other ranks wait); ``setup`` on every rank then reads the cache."""
+        self.load()
+
     def load(self):
         from mgm.tokenizers.audio_encodec import EncodecTokenizer
 

@@ -29,8 +29,8 @@ class ClassifierTraining(SeededTraining):
         logits = self.classifier(batch[self.hparams.input_key])
         loss = F.cross_entropy(logits, batch["labels"])
         accuracy = (logits.argmax(-1) == batch["labels"]).float().mean()
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))
-        self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=len(logits))
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits), sync_dist=stage != "train")
+        self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=len(logits), sync_dist=stage != "train")
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -13,7 +13,12 @@ def code_usage(codes: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, torch
     """
     counts = torch.bincount(codes.flatten(), minlength=num_codes).float()
     share = counts / counts.sum().clamp_min(1)
-    return share, (-(share * share.clamp_min(1e-12).log()).sum()).exp()
+    return share, share_perplexity(share)
+
+
+def share_perplexity(share: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of the code shares [num_codes] (summing to 1)."""
+    return (-(share * share.clamp_min(1e-12).log()).sum()).exp()
 
 
 def perplexity(codes: torch.Tensor, num_codes: int) -> torch.Tensor:

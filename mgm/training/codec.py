@@ -34,11 +34,13 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 from encodec.msstftd import MultiScaleSTFTDiscriminator
+from encodec.quantization.core_vq import laplace_smoothing
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from mgm.tokenizers.audio_encodec import EncodecTokenizer
 from mgm.training.codebooks import code_usage
+from mgm.training.distributed import broadcast_from_first_, mean_over_ranks_, world_size
 from mgm.training.optim import adamw_with_warmup_cosine
 from mgm.training.resume import SeededTraining
 
@@ -228,6 +230,8 @@ class CodecTraining(SeededTraining):
                 self.restart_codes(latents, everything=True)
             self._data_init_pending = False
         result = self.tokenizer.quantize(latents, num_codebooks)
+        if self.training and not self.hparams.decoder_only:
+            self._sync_codebooks(num_codebooks)
         recon = self.tokenizer.decode_latents(result.quantized)[..., : audio.shape[-1]]
         terms = {
             "l1": F.l1_loss(recon, audio),
@@ -255,8 +259,8 @@ class CodecTraining(SeededTraining):
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
         num_codebooks = self.tokenizer.num_codebooks
-        if self.hparams.quantizer_dropout:
-            num_codebooks = int(torch.randint(1, num_codebooks + 1, ()))
+        if self.hparams.quantizer_dropout:  # drawn alike on every rank: their codebook EMAs are averaged
+            num_codebooks = int(torch.randint(1, num_codebooks + 1, (), generator=self.shared_generator()))
         recon, terms = self(audio, num_codebooks)
         loss = self._generator_loss(recon, terms)
         opt_g.zero_grad(set_to_none=True)
@@ -294,10 +298,10 @@ class CodecTraining(SeededTraining):
             self._write_audio(audio[:count], recon[:count])
 
     def _log_terms(self, stage: str, loss: torch.Tensor, terms: dict, batch_size: int) -> None:
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train")
         for name in ("l1", "mel", "stft", "commitment", "adversarial"):
             if name in terms and not (stage == "val" and name == "commitment"):  # zero outside training
-                self.log(f"{stage}/{name}", terms[name], batch_size=batch_size)
+                self.log(f"{stage}/{name}", terms[name], batch_size=batch_size, sync_dist=stage != "train")
 
     # -- codebooks ------------------------------------------------------------------------------
 
@@ -345,7 +349,26 @@ class CodecTraining(SeededTraining):
                 book.inited.fill_(1.0)
                 moved += count
             residual = residual - book.decode(book.encode(residual))
+        # Under DDP each rank restarted on its own latents: rank 0's codebooks are kept.
+        for book in self._codebooks(num_codebooks or self.tokenizer.num_codebooks):
+            broadcast_from_first_(book.embed, book.embed_avg, book.cluster_size, book.inited)
         return moved
+
+    @torch.no_grad()
+    def _sync_codebooks(self, num_codebooks: int | None) -> None:
+        """Average the EMA step EnCodec's quantiser just took over the ranks (a no-op in one process).
+
+        Each rank moved ``cluster_size`` and ``embed_avg`` from the same values by its own batch's
+        statistics; the EMA is linear, so their mean is the step taken on the ranks' mean statistics.
+        ``embed`` is then recomputed from them as EnCodec's EuclideanCodebook does.
+        """
+        if world_size() == 1:
+            return
+        for book in self._codebooks(num_codebooks):
+            mean_over_ranks_(book.cluster_size)
+            mean_over_ranks_(book.embed_avg)
+            smoothed = laplace_smoothing(book.cluster_size, book.codebook_size, book.epsilon) * book.cluster_size.sum()
+            book.embed.copy_(book.embed_avg / smoothed.unsqueeze(1))
 
     # -- audio samples --------------------------------------------------------------------------
 

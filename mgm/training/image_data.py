@@ -108,6 +108,11 @@ class PretokenizedImageDataModule(CodesDataModule):
         super().__init__(batch_size, val_fraction, num_workers, seed)
         self.images, self.tokenizer_dir, self.cache = images, tokenizer, cache
 
+    def prepare_data(self) -> None:
+        """Encode into ``cache`` once, on one process per node (Lightning calls this before
+        ``setup`` and makes the other ranks wait); ``setup`` on every rank then reads the cache."""
+        self.load()
+
     def load(self):
         tokenizer = ImageVQ.from_pretrained(self.tokenizer_dir)
         return pretokenize(tokenizer, self.images.dataset(), self.cache, source=self.images.describe())

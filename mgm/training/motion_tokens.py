@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from mgm.checks import check_int, check_number
 from mgm.data.motions import MotionsDataset
@@ -81,11 +81,14 @@ class MotionCodes(Dataset):
         return {"codes": codes[:, start : start + n], "captions": self.captions[index], "labels": self.labels[index]}
 
 
-class LengthBatches(Sampler):
-    """Batches of (clip, N, seed) keys with one N per batch (see the module doc); ``num_batches``
-    per epoch. An epoch's batches are a function of (seed, epoch) alone, and ``skip_batches`` of
-    ``epoch`` are left out (a resumed epoch; ``len()`` stays the whole epoch's), as for
-    ``mgm.training.resume.EpochSampler``."""
+class LengthBatches(DistributedSampler):
+    """Batches of (clip, N, seed) keys with one N per batch (see the module doc): ``num_batches``
+    per epoch, dealt round-robin to ``num_replicas`` ranks (each gets ``num_batches //
+    num_replicas``, at least one). An epoch's batches are a function of (seed, epoch) alone, and
+    ``skip_batches`` of this rank's share of ``epoch`` are left out (a resumed epoch; ``len()``
+    stays the whole share), as for ``mgm.training.resume.EpochSampler``. It is the loader's
+    sampler, one batch per item (``BatchedItems``), and a DistributedSampler, so that Lightning
+    leaves it as it is under DDP."""
 
     def __init__(
         self,
@@ -97,9 +100,14 @@ class LengthBatches(Sampler):
         seed: int = 0,
         epoch: int = 0,
         skip_batches: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ):
-        self.lengths, self.batch_size, self.num_batches = lengths, batch_size, num_batches
+        # DistributedSampler.__init__ is not called: it wants a process group.
+        self.lengths, self.batch_size = lengths, batch_size
         self.seed, self.epoch, self.skip_batches = seed, epoch, skip_batches
+        self.num_replicas, self.rank = num_replicas, rank
+        self.num_batches = max(1, num_batches // num_replicas)  # this rank's
         enough = min(batch_size, 8, len(lengths))  # a length is drawn when this many clips reach it
         reachable = [n for n in range(min_tokens, max_tokens + 1) if int((lengths >= n).sum()) >= enough]
         if not reachable:
@@ -108,10 +116,6 @@ class LengthBatches(Sampler):
                 f"(clip lengths {int(lengths.min())}..{int(lengths.max())} tokens)"
             )
         self.choices = reachable
-
-    @property
-    def sampler(self) -> LengthBatches:
-        return self  # Lightning calls set_epoch on a batch sampler's ``sampler``
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -122,12 +126,25 @@ class LengthBatches(Sampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
-        for b in range(self.num_batches):
+        for b in range(self.num_batches * self.num_replicas):
             n = self.choices[int(torch.randint(len(self.choices), (), generator=generator))]
             eligible = (self.lengths >= n).nonzero()[:, 0]
             picks = eligible[torch.randint(len(eligible), (self.batch_size,), generator=generator)]
-            if b >= self.skip_batches:
+            if b % self.num_replicas == self.rank and b // self.num_replicas >= self.skip_batches:
                 yield [(int(i), n, mix_seed(self.seed, self.epoch, b, j)) for j, i in enumerate(picks)]
+
+
+class BatchedItems(Dataset):
+    """A dataset read a batch at a time: a list of keys -> the collated batch of their items."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, keys: list) -> dict:
+        return default_collate([self.dataset[key] for key in keys])
 
 
 class MotionTokensDataModule(ResumableData):
@@ -167,26 +184,45 @@ class MotionTokensDataModule(ResumableData):
     def describe(self) -> str:
         return f"motions7(num={self.num_clips}, seed={self.seed})"
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def prepare_data(self) -> None:
+        """Encode into ``cache`` once, on one process per node (Lightning calls this before
+        ``setup`` and makes the other ranks wait); ``setup`` on every rank then reads the cache."""
+        self._codes()
+
+    def _codes(self) -> tuple[list, list, torch.Tensor]:
         tokenizer = MotionVQ.from_pretrained(self.tokenizer_dir)
         self.spec = TokenSpec(tokenizer.spec.codebook_sizes, (self.max_tokens,))  # the model's longest clip
         clips = MotionsDataset(self.num_clips, self.seed, mean=tokenizer.mean, std=tokenizer.std)
-        codes, captions, labels = pretokenize_motions(tokenizer, clips, self.cache, self.describe())
+        return pretokenize_motions(tokenizer, clips, self.cache, self.describe())
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        codes, captions, labels = self._codes()
         order = torch.randperm(len(codes), generator=torch.Generator().manual_seed(self.seed)).tolist()
         num_val = max(1, round(len(codes) * self.val_fraction))
         pick = lambda idx: MotionCodes([codes[i] for i in idx], [captions[i] for i in idx], labels[idx])
         self.val_set, self.train_set = pick(order[:num_val]), pick(order[num_val:])
 
     def _loader(self, data: MotionCodes, num_batches: int, epoch: int = 0, skip: int = 0) -> DataLoader:
+        num_replicas, rank = self.ranks()
         batches = LengthBatches(
-            data.lengths, self.batch_size, self.min_tokens, self.max_tokens, num_batches, self.seed, epoch, skip
+            data.lengths,
+            self.batch_size,
+            self.min_tokens,
+            self.max_tokens,
+            num_batches,
+            self.seed,
+            epoch,
+            skip,
+            num_replicas,
+            rank,
         )
-        return ResumableLoader(data, batch_sampler=batches)
+        return ResumableLoader(BatchedItems(data), batch_size=None, sampler=batches)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batches_per_epoch, *self.start(self.batches_per_epoch))
+        per_rank = max(1, self.batches_per_epoch // self.ranks()[0])  # as LengthBatches deals them
+        return self._loader(self.train_set, self.batches_per_epoch, *self.start(per_rank))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, 4)

@@ -36,6 +36,7 @@ from mgm.data.motion_features import RIC, recover_joints
 from mgm.eval.motion_metrics import mpjpe
 from mgm.tokenizers.motion_vq import MotionVQ
 from mgm.training.codebooks import perplexity
+from mgm.training.distributed import broadcast_from_first_, mean_over_ranks_
 from mgm.training.optim import adamw_with_warmup_cosine
 from mgm.training.resume import SeededTraining
 
@@ -130,15 +131,20 @@ class MotionVQTraining(SeededTraining):
         restarted = [0] * tok.num_codebooks
         if train and h.dead_code_threshold > 0:
             for k, book in enumerate(tok.codebooks):
-                alive = h.dead_code_threshold * len(flat[k]) / book.size  # the least EMA count of a live code
-                restarted[k] = book.restart_(flat[k], book.cluster_size < alive, alive)
+                # The counts are averaged over ranks (mgm.training.distributed), so is the batch's size.
+                rows = float(mean_over_ranks_(torch.tensor(float(len(flat[k])))))
+                alive = h.dead_code_threshold * rows / book.size  # the least EMA count of a live code
+                dead = book.cluster_size < alive  # the same on every rank
+                restarted[k] = book.restart_(flat[k], dead, alive)
+                if dead.any():  # each rank restarted on its own latents: rank 0's codes are kept
+                    broadcast_from_first_(book.embedding, book.embed_sum, book.cluster_size)
         codes = tok.nearest_codes(latents.detach())  # (B, K, N)
         quantized = tok.lookup(codes)
         # Straight-through: the decoder's gradient reaches the encoder as if there were no quantiser.
         recon = tok.decode_latents(latents + (quantized - latents).detach())
         if train:
             for k, book in enumerate(tok.codebooks):
-                book.update_(flat[k], codes[:, k][real_tokens], h.ema_decay)
+                book.update_(flat[k], codes[:, k][real_tokens], h.ema_decay, reduce=mean_over_ranks_)
         real = frame_mask(lengths, features.shape[1])
         smooth_l1 = lambda a, b: F.smooth_l1_loss(a, b, reduction="none", beta=h.smooth_l1_beta)  # noqa: E731
         error = smooth_l1(recon, features)  # (B, T, D)
@@ -176,18 +182,28 @@ class MotionVQTraining(SeededTraining):
         recon, terms = self(features, lengths)
         self._log_terms("val", self._loss(terms), terms, len(features))
         error, local_error = mpjpe_mm(recon, features, lengths, self.tokenizer)
-        self.log("val/mpjpe_mm", error, prog_bar=True, batch_size=len(features))
-        self.log("val/mpjpe_local_mm", local_error, batch_size=len(features))
+        self.log("val/mpjpe_mm", error, prog_bar=True, batch_size=len(features), sync_dist=True)
+        self.log("val/mpjpe_local_mm", local_error, batch_size=len(features), sync_dist=True)
 
     def _log_terms(self, stage: str, loss: torch.Tensor, terms: dict, batch_size: int) -> None:
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train")
         for name in ("reconstruction", "position", "velocity", "commitment"):
-            self.log(f"{stage}/{name}", terms[name], batch_size=batch_size)
+            self.log(f"{stage}/{name}", terms[name], batch_size=batch_size, sync_dist=stage != "train")
         tok = self.tokenizer
         for k, (part, book) in enumerate(zip(tok.part_names, tok.codebooks)):
             codes = terms["codes"][:, k][terms["real_tokens"]]
-            self.log(f"{stage}/perplexity_{part}", perplexity(codes, book.size), batch_size=batch_size)
-            self.log(f"{stage}/usage_{part}", codes.unique().numel() / book.size, batch_size=batch_size)
+            self.log(
+                f"{stage}/perplexity_{part}",
+                perplexity(codes, book.size),
+                batch_size=batch_size,
+                sync_dist=stage != "train",
+            )
+            self.log(
+                f"{stage}/usage_{part}",
+                codes.unique().numel() / book.size,
+                batch_size=batch_size,
+                sync_dist=stage != "train",
+            )
             if stage == "train":
                 self.log(f"train/dead_codes_{part}", terms["restarted"][k] / book.size, batch_size=batch_size)
 

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from mgm.seeds import mix_seed
 
 _VALIDATION = 0x5A11D  # the part that tells validation's stream from the training steps'
+_SHARED = 0x5EED5  # the part of the draws shared by all ranks
 
 
 def global_seed() -> int:
@@ -49,6 +50,11 @@ class SeededTraining(L.LightningModule):
         if self._training_seed is None:
             self._training_seed = global_seed()
         return self._training_seed
+
+    def shared_generator(self) -> torch.Generator:
+        """A CPU generator seeded by (seed, global step) alone, the same on every rank: for a draw
+        that all ranks must make alike (how many codebooks a step trains)."""
+        return torch.Generator().manual_seed(mix_seed(self.training_seed, _SHARED, self.global_step))
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         torch.manual_seed(mix_seed(self.training_seed, self.global_rank, self.global_step))

@@ -94,15 +94,22 @@ class TextMotionTraining(SeededTraining):
         same_text = caption_ids[:, None] == caption_ids[None, :]
         loss, terms = contrastive_margin_loss(text, motion, self.hparams.margin, same_text)
         size = len(captions)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size)
-        self.log(f"{stage}/positive", terms["positive"], batch_size=size)
-        self.log(f"{stage}/negative", terms["negative"], batch_size=size)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, sync_dist=stage != "train")
+        self.log(f"{stage}/positive", terms["positive"], batch_size=size, sync_dist=stage != "train")
+        self.log(f"{stage}/negative", terms["negative"], batch_size=size, sync_dist=stage != "train")
         with torch.no_grad():
-            self.log(f"{stage}/mm_dist", matching_score(text.detach(), motion.detach()), batch_size=size)
+            self.log(
+                f"{stage}/mm_dist",
+                matching_score(text.detach(), motion.detach()),
+                batch_size=size,
+                sync_dist=stage != "train",
+            )
             if size >= R_PRECISION_BATCH:
                 top = r_precision(text.detach().cpu(), motion.detach().cpu(), 3, R_PRECISION_BATCH)
-                self.log(f"{stage}/r_precision_top1", top[0], prog_bar=True, batch_size=size)
-                self.log(f"{stage}/r_precision_top3", top[2], batch_size=size)
+                self.log(
+                    f"{stage}/r_precision_top1", top[0], prog_bar=True, batch_size=size, sync_dist=stage != "train"
+                )
+                self.log(f"{stage}/r_precision_top3", top[2], batch_size=size, sync_dist=stage != "train")
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -17,7 +17,8 @@ import torchvision
 from torch import nn
 
 from mgm.tokenizers.image_vq import ImageVQ
-from mgm.training.codebooks import code_usage
+from mgm.training.codebooks import code_usage, share_perplexity
+from mgm.training.distributed import broadcast_from_first_, mean_over_ranks_
 from mgm.training.optim import adamw_with_warmup_cosine
 from mgm.training.resume import SeededTraining
 
@@ -171,14 +172,15 @@ class ImageVQTraining(SeededTraining):
             self._save_grid(images[:8], ((recon[:8] + 1) / 2).clamp(0, 1))
 
     def _log_terms(self, stage: str, loss: torch.Tensor, terms: dict, batch_size: int) -> None:
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train")
         for name, value in terms.items():
             if name != "indices":
-                self.log(f"{stage}/{name}", value, batch_size=batch_size)
+                self.log(f"{stage}/{name}", value, batch_size=batch_size, sync_dist=stage != "train")
 
     @torch.no_grad()
     def _track_usage(self, indices: torch.Tensor, terms: dict) -> None:
-        share, perplexity = code_usage(indices, self.usage.numel())
+        share = mean_over_ranks_(code_usage(indices, self.usage.numel())[0])  # the same EMA step on every rank
+        perplexity = share_perplexity(share)
         self.usage.mul_(self.hparams.usage_decay).add_(share, alpha=1 - self.hparams.usage_decay)
         self.log("train/perplexity", perplexity, prog_bar=True)
         self.log("train/dead_codes", self.dead_codes().float().mean())
@@ -207,6 +209,9 @@ class ImageVQTraining(SeededTraining):
         picks = torch.multinomial(error, len(dead), replacement=len(dead) > len(flat))
         self.tokenizer.codebook.data[dead] = flat[picks] + 1e-3 * torch.randn_like(flat[picks])
         self.usage[dead] = 1.0 / self.usage.numel()
+        # Under DDP every rank finds the same dead codes (usage is averaged over ranks) but restarts
+        # them on its own latents: rank 0's restart is kept, so the codebooks stay equal.
+        broadcast_from_first_(self.tokenizer.codebook.data, self.usage)
         return len(dead)
 
     def _save_grid(self, images: torch.Tensor, recon: torch.Tensor) -> None:

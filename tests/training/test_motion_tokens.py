@@ -39,6 +39,17 @@ def test_length_batches_are_a_function_of_seed_and_epoch_and_resume_mid_epoch():
     assert list(sampler) == epoch(3)
 
 
+def test_length_batches_deal_an_epoch_to_ranks_without_overlap():
+    lengths = torch.tensor([10, 12, 15, 20, 30, 30, 25, 11, 18, 22])
+    whole = list(LengthBatches(lengths, 4, 10, 30, 20, seed=3, epoch=1))
+    shares = [list(LengthBatches(lengths, 4, 10, 30, 20, seed=3, epoch=1, num_replicas=3, rank=r)) for r in range(3)]
+    assert [len(s) for s in shares] == [6, 6, 6]  # 20 // 3 each; the remainder is left out
+    for rank, share in enumerate(shares):  # rank r's batches are batches r, r + 3, ... of the one epoch
+        assert share == whole[rank:18:3]
+    resumed = LengthBatches(lengths, 4, 10, 30, 20, seed=3, epoch=1, skip_batches=4, num_replicas=3, rank=1)
+    assert list(resumed) == shares[1][4:] and len(resumed) == 6
+
+
 def test_pretokenized_motions_are_cached_and_reused(tmp_path):
     torch.manual_seed(0)
     tokenizer = MotionVQ(codebook_size=16, code_dim=8, width=16, depth=1).eval()
