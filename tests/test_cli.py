@@ -348,9 +348,7 @@ TRAIN_REFUSALS = [
     pytest.param(["--ckpt_path", "missing.ckpt"], r"ckpt_path='.*missing.ckpt': no such file", id="ckpt-missing"),
     pytest.param(["--ckpt_path", "{tmp}"], r"ckpt_path=.*: a folder", id="ckpt-folder"),
     pytest.param(["--ckpt_path", "{readme}"], r"ckpt_path=.*not a readable Lightning checkpoint", id="ckpt-not-one"),
-    pytest.param(
-        ["--ckpt_path", "{pickle}"], r"ckpt_path=.*not a readable", id="ckpt-pickled-code"
-    ),
+    pytest.param(["--ckpt_path", "{pickle}"], r"ckpt_path=.*not a readable", id="ckpt-pickled-code"),
     pytest.param(["--ckpt_path", "{weights}"], r"ckpt_path=.*no 'state_dict'", id="ckpt-plain-tensors"),
     pytest.param(["--trainer.nonsense", "3"], r"unrecognized arguments", id="unknown-flag"),
 ]
@@ -375,3 +373,24 @@ def test_train_refuses_bad_values_with_one_line_and_leaves_nothing(extra, match,
     common = ["fit", "--config", str(ROOT / "configs/markov_toy.yaml"), f"--trainer.default_root_dir={out}"]
     cli_error(train.main, [*common, "--trainer.max_steps", "2", *extra], match)
     assert sorted(tmp_path.rglob("*")) == before  # no lightning_logs, config.yaml or model left behind
+
+
+def test_generate_image_in_batches_writes_the_samples_of_one_call(tiny_image_pipeline, tmp_path, capsys):
+    """--batch-size splits the run (written batch by batch, memory of one batch) without changing it:
+    the files hold the images of one pipe.generate(num) call, classes cycling on across batches."""
+    from mgm.pipelines.image_io import read_image
+
+    model = tiny_image_pipeline.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "out"
+    common = ["--num-steps", "2", "--device", "cpu", "--seed", "5"]
+    paths = generate.main(
+        ["image", "--model", str(model), "--num", "7", "--batch-size", "3", *common, "--out", str(out)]
+    )
+    assert sorted(p.name for p in paths) == [f"sample_{i:03d}.png" for i in range(7)] + ["sample_grid.png"]
+    whole = tiny_image_pipeline.generate(7, seed=5, num_steps=2)
+    for i in range(7):
+        written = read_image(out / f"sample_{i:03d}.png")
+        # PNG keeps 8 bits; the batches decode to pixels apart, so a value may round the other way
+        assert float((written - whole[i].clamp(0, 1)).abs().max()) <= 1 / 255 + 1e-6, i
+    assert read_image(out / "sample_grid.png").shape[1:] == (2 + 3 * 18, 2 + 3 * 18)  # 7 images, 3 a row
+    capsys.readouterr()

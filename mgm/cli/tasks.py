@@ -91,25 +91,56 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
     pipe = load_pipeline(cls, args)
     options, labels = call_options(args), parse_labels(args.labels)
     if args.task == "sample":
-        images = pipe.generate(args.num, labels=labels, **options)
+        return sample_images(pipe, args, options, labels)
+    if not args.input:
+        raise ValueError(f"image {args.task} needs --input IMAGE [IMAGE ...]")
+    pipe.split_options(options)  # bad options fail before the inputs are read
+    inputs = torch.stack([read_image(p) for p in args.input]).to(args.device)
+    if args.task == "inpaint":
+        if not args.mask:
+            raise ValueError("image inpaint needs --mask MASK (white = regenerate)")
+        images = pipe.inpaint(inputs, read_mask(args.mask).to(args.device), labels=labels, **options)
+    elif args.task == "outpaint":
+        images = pipe.outpaint(inputs, args.direction, args.amount, labels=labels, **options)
     else:
-        if not args.input:
-            raise ValueError(f"image {args.task} needs --input IMAGE [IMAGE ...]")
-        pipe.split_options(options)  # bad options fail before the inputs are read
-        inputs = torch.stack([read_image(p) for p in args.input]).to(args.device)
-        if args.task == "inpaint":
-            if not args.mask:
-                raise ValueError("image inpaint needs --mask MASK (white = regenerate)")
-            images = pipe.inpaint(inputs, read_mask(args.mask).to(args.device), labels=labels, **options)
-        elif args.task == "outpaint":
-            images = pipe.outpaint(inputs, args.direction, args.amount, labels=labels, **options)
-        else:
-            images = pipe.variations(inputs, args.strength, labels=labels, **options)
+        images = pipe.variations(inputs, args.strength, labels=labels, **options)
     files = {f"{args.task}_{i:03d}.png": image for i, image in enumerate(images)}
-    # Samples cycling through the classes line up as one column per class.
-    by_class = args.task == "sample" and not args.labels and pipe.num_classes and args.num % pipe.num_classes == 0
-    files[f"{args.task}_grid.png"] = image_grid(images, nrow=pipe.num_classes if by_class else None)
+    files[f"{args.task}_grid.png"] = image_grid(images)
     return write_pngs(files, args.out, overwrite=args.overwrite)
+
+
+GRID_MAX = 100  # samples shown in sample_grid.png (the first ones)
+
+
+def sample_images(pipe, args: argparse.Namespace, options: dict, labels) -> list[Path]:
+    """``--num`` samples, ``--batch-size`` at a time, each batch written as it is done: memory
+    stays one batch's however many are asked for. The samples are those of one
+    ``pipe.generate(num)`` call (``first_index``); the grid shows the first GRID_MAX."""
+    from tqdm import tqdm
+
+    from mgm.pipelines.image_io import check_free, image_grid, write_pngs
+
+    num, batch = args.num, args.batch_size
+    pipe.split_options(options)  # bad options fail before anything is decoded
+    labels = pipe.resolve_labels(num, labels)
+    width = max(3, len(str(num - 1)))
+    names = [f"sample_{i:0{width}d}.png" for i in range(num)]
+    check_free(args.out, [*names, "sample_grid.png"], args.overwrite)
+    # Samples cycling through the classes line up as one column per class.
+    by_class = not args.labels and pipe.num_classes and num % pipe.num_classes == 0
+    shown = min(num, GRID_MAX - GRID_MAX % pipe.num_classes if by_class else GRID_MAX)
+    written, preview = [], []
+    with tqdm(total=num, desc="sampling", unit="image") as bar:
+        for first in range(0, num, batch):
+            rows = slice(first, min(num, first + batch))
+            chosen = None if labels is None else labels[rows]
+            call = {**options, "first_index": first, "progress": False}  # one bar for the run, below
+            images = pipe.generate(rows.stop - first, labels=chosen, **call)
+            written += write_pngs(dict(zip(names[rows], images)), args.out, overwrite=True)
+            preview += list(images[: max(0, shown - len(preview))])
+            bar.update(len(images))
+    grid = image_grid(torch.stack(preview), nrow=pipe.num_classes if by_class else None)
+    return written + write_pngs({"sample_grid.png": grid}, args.out, overwrite=True)
 
 
 def generate_audio(args: argparse.Namespace) -> list[Path]:

@@ -3,6 +3,7 @@
 Every method registers itself (``mgm.decoding.registry``) when its module is imported here.
 """
 
+from mgm.decoding.adaptive import CreditOptions, ThresholdOptions, credit_decode, threshold_decode
 from mgm.decoding.ar import ar_decode
 from mgm.decoding.group import GroupOptions, group_decode
 from mgm.decoding.jacobi import SJDOptions, sjd_decode
@@ -10,10 +11,16 @@ from mgm.decoding.maskgit import MaskGITOptions, maskgit_decode
 from mgm.decoding.options import RunOptions, SamplingOptions
 from mgm.decoding.recap import RecapOptions, recap_decode
 from mgm.decoding.registry import AR, MASKED, METHODS, Method, get_method, method_names
+from mgm.decoding.remask import RemaskOptions, remask_decode
 from mgm.decoding.result import DecodeResult, JacobiRecord, StepRecord, TraceRecord
+from mgm.decoding.verified import VerifiedOptions, verified_decode
 
 __all__ = [
     "AR",
+    "CreditOptions",
+    "ThresholdOptions",
+    "credit_decode",
+    "threshold_decode",
     "MASKED",
     "METHODS",
     "DecodeResult",
@@ -22,16 +29,20 @@ __all__ = [
     "MaskGITOptions",
     "Method",
     "RecapOptions",
+    "RemaskOptions",
     "RunOptions",
     "SJDOptions",
     "SamplingOptions",
     "StepRecord",
     "TraceRecord",
+    "VerifiedOptions",
     "ar_decode",
     "get_method",
     "group_decode",
     "maskgit_decode",
     "method_names",
     "recap_decode",
+    "remask_decode",
     "sjd_decode",
+    "verified_decode",
 ]

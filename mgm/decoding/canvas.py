@@ -203,4 +203,3 @@ def prepare_masked(
     if run.compile:  # a wrapper (a progress counter) stays outside the compiled module
         runner = model.rewrapped(compiled(inner)) if isinstance(model, ModelWrapper) else compiled(model)
     return MaskedRun(runner, spec, codes, cond, generator, sampling, run, device, dtype), own
-

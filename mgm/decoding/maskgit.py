@@ -19,11 +19,12 @@ from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.options import SamplingOptions
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult, StepRecord
-from mgm.decoding.sampling import Generators, gumbel_noise, sample_tokens
+from mgm.decoding.sampling import Generators, gumbel_noise, sample_tokens, uniform
 from mgm.models.conditioning import Condition
 from mgm.schedules import get_mask_schedule, masked_counts, ranks
 from mgm.schedules.groups import span_scores
 from mgm.schedules.mask import MaskSchedule
+from mgm.schedules.orders import check_order, order_permutations, order_priority
 from mgm.tokens import TokenSpec
 
 
@@ -34,12 +35,18 @@ class MaskGITOptions:
 
     num_steps: int = 12
     schedule: str | MaskSchedule = "cosine"
+    order: str | torch.Tensor = "confidence"
 
-    HELP: ClassVar[dict] = {"num_steps": "decoding steps (one model pass each)", "schedule": "mask schedule"}
+    HELP: ClassVar[dict] = {
+        "num_steps": "decoding steps (one model pass each)",
+        "schedule": "mask schedule",
+        "order": "which masked tokens a step reveals: confidence, halton, locality or random",
+    }
 
     def __post_init__(self):
         check_int(self.num_steps, "num_steps")
         get_mask_schedule(self.schedule)
+        check_order(self.order)
 
 
 @torch.inference_mode()
@@ -64,7 +71,8 @@ def maskgit_decode(
         generator: a torch.Generator on the decoding device, or one per sample.
         init_codes: LongTensor[B, K, N] to start from (mask ids where to generate).
         editable: BoolTensor[B, K, N] / [K, N] / [N]; positions outside it are returned unchanged.
-        options: ``MaskGITOptions`` (num_steps, schedule), ``SamplingOptions`` (temperature,
+        options: ``MaskGITOptions`` (num_steps, schedule, order: see ``mgm.schedules.orders``),
+            ``SamplingOptions`` (temperature,
             top_k, top_p, guidance_scale, guidance_annealing, choice_temperature,
             choice_temperature_annealing) and ``RunOptions`` (device, dtype, compile, callback).
 
@@ -76,11 +84,24 @@ def maskgit_decode(
     )  # fmt: skip
     guided = GuidedModel(run.model, run.cond)
     candidates = spec.is_masked(run.codes)
+    priority = position_priority(run, own.order)
     with run.autocast():
         codes, trace = iterative_reveal(
-            run, guided, run.codes, candidates, own.num_steps, own.schedule, run.guidance_scales(own.num_steps)
-        )
+            run, guided, run.codes, candidates, own.num_steps, own.schedule, run.guidance_scales(own.num_steps),
+            priority=priority,
+        )  # fmt: skip
     return DecodeResult(codes=codes, nfe=own.num_steps, trace=trace)
+
+
+def position_priority(run: MaskedRun, order) -> torch.Tensor | None:
+    """FloatTensor[B, K, N] reveal priorities of a content-independent ``order`` (None for
+    "confidence"); "random" draws one permutation per sample from the run's generator."""
+    if isinstance(order, str) and order == "confidence":
+        return None
+    b, k, n = run.codes.shape
+    check_order(order, n)
+    noise = uniform((b, n), run.generator, run.device) if isinstance(order, str) and order == "random" else None
+    return order_priority(order_permutations(order, run.spec.shape, b, run.device, noise), k)
 
 
 def iterative_reveal(
@@ -93,13 +114,15 @@ def iterative_reveal(
     scales: list[float],
     span: int = 1,
     first_step: int = 0,
+    priority: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[StepRecord]]:
     """The MaskGIT loop over the masked ``candidates`` [B, K, N] of ``codes``; returns (codes, trace).
 
     Masked positions outside ``candidates`` stay masked throughout (e.g. the codebook groups a
     group plan decodes later). ``scales[t]`` is the guidance scale of step t; with ``span`` > 1
     confidences are averaged over aligned spans of frames, so spans are kept or re-masked whole.
-    ``first_step`` numbers the trace records (and the callback's steps).
+    ``first_step`` numbers the trace records (and the callback's steps). ``priority``
+    FloatTensor[B, K, N]: a fixed order of reveal (higher first) instead of the confidences.
     """
     masked_after = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
     trace = []
@@ -110,7 +133,7 @@ def iterative_reveal(
         tau = run.choice_temperature(step, num_steps)
         sampled, log_probs, confidence = sample_and_score(logits, run.sampling, tau, run.generator)
         # Known tokens and masked non-candidates get +inf: they rank last and are never chosen below.
-        confidence = span_scores(confidence, candidates, span)
+        confidence = span_scores(confidence if priority is None else priority, candidates, span)
         # The masked_after[:, step] least confident candidates stay masked.
         stay_masked = (ranks(confidence.flatten(1)) < masked_after[:, step : step + 1]).view_as(codes)
         revealed = candidates & ~stay_masked

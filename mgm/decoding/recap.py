@@ -219,6 +219,4 @@ def _chunk_positions(chunk: torch.Tensor, q: int | None) -> tuple[torch.Tensor, 
     return torch.where(valid, order, order[:, :1]), valid
 
 
-RECAP = register(
-    Method("recap", recap_decode, RecapOptions, MASKED, "MaskGIT with ReCAP's cheap feature-reuse steps")
-)
+RECAP = register(Method("recap", recap_decode, RecapOptions, MASKED, "MaskGIT with ReCAP's cheap feature-reuse steps"))

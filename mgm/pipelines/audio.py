@@ -89,7 +89,7 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
     def _generate(self, num, labels, texts, seconds, call, settings) -> DecodeResult:
         num = self.check_num(num)
         frames = self.tokens_for_seconds(seconds)
-        labels = self.resolve_labels(num, labels)
+        labels = self.resolve_labels(num, labels, call.first_index)
         return self.decode_codes(
             num, call, settings, condition=self.condition(texts, num, labels), spec=self.spec_for_tokens(frames)
         )
@@ -173,14 +173,14 @@ class AudioPipeline(CaptionConditioning, MaskedPipeline):
 
     def _edit(self, init: torch.Tensor, editable: torch.Tensor, labels, texts, call, settings) -> DecodeResult:
         num = init.shape[0]
-        labels = self.resolve_labels(num, labels)
+        labels = self.resolve_labels(num, labels, call.first_index)
         return self.decode_codes(
             num, call, settings, condition=self.condition(texts, num, labels), init_codes=init, editable=editable,
             spec=self.spec_for_tokens(init.shape[-1]),
         )  # fmt: skip
 
     def _decode_audio(self, codes: torch.Tensor, seconds: float | None = None) -> torch.Tensor:
-        audio = self.tokenizer.decode(codes)
+        audio = self.decode_tokens(codes)
         if seconds is not None:
             audio = audio[..., : math.ceil(seconds * self.sample_rate)]
         return audio

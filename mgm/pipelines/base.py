@@ -55,6 +55,9 @@ class _CountingModel(ModelWrapper):
         return out
 
 
+DECODE_CHUNK = 64  # samples the tokenizer decodes at once (``Pipeline.decode_tokens``)
+
+
 class Pipeline:
     """Base of every pipeline. Subclasses set the tokenizer and model classes, the decoder kind
     ("masked" or "ar") and the modality's inputs and outputs."""
@@ -153,24 +156,34 @@ class Pipeline:
             raise ValueError(f"num={num!r}: expected an integer >= 1")
         return num
 
+    @torch.no_grad()
+    def decode_tokens(self, codes: torch.Tensor) -> torch.Tensor:
+        """``tokenizer.decode`` of codes [B, K, N], DECODE_CHUNK rows at a time, so the tokenizer's
+        activations stay one chunk's however many samples a call makes. The chunk does not follow
+        ``batch_size``: a sample's pixels (audio, motion) then do not depend on the batch split."""
+        return torch.cat(
+            [self.tokenizer.decode(codes[i : i + DECODE_CHUNK]) for i in range(0, len(codes), DECODE_CHUNK)]
+        )
+
     def convert(self, x: torch.Tensor, output_type: str):
         """A batch tensor -> the requested output type ("pt" as it is, "np" a numpy array)."""
         return x if output_type == "pt" else np.asarray(x.detach().cpu().numpy())
 
     # -- conditions -----------------------------------------------------------------------------
 
-    def resolve_labels(self, num: int, labels) -> torch.Tensor | None:
+    def resolve_labels(self, num: int, labels, first: int = 0) -> torch.Tensor | None:
         """LongTensor[num] of class labels, or None for an unconditional model.
 
         ``labels=None`` cycles through all classes; a shorter list is cycled to ``num``. Labels
-        are class indices (ints) or, where the pipeline has class names, those names.
+        are class indices (ints) or, where the pipeline has class names, those names. ``first``:
+        the run's index of the first sample (``CallOptions.first_index``), where the cycle starts.
         """
         if self.num_classes == 0:
             if labels is not None:
                 raise ValueError("labels given, but this pipeline's model has no classes")
             return None
         if labels is None:
-            return torch.arange(num) % self.num_classes
+            return (first + torch.arange(num)) % self.num_classes
         labels = self._label_ids(labels)
         if labels.numel() > num:
             raise ValueError(f"labels: {labels.numel()} labels for num={num} samples; expected at most {num} (cycled)")
@@ -180,7 +193,7 @@ class Pipeline:
                 f"labels: {labels[bad][0].item()} is not a class of this model; expected labels in "
                 f"[0, {self.num_classes - 1}]"
             )
-        return labels.repeat(num // labels.numel() + 1)[:num]
+        return labels[(first + torch.arange(num)) % labels.numel()]
 
     def _label_ids(self, labels) -> torch.Tensor:
         if isinstance(labels, torch.Tensor):
@@ -237,7 +250,7 @@ class Pipeline:
                 rows = slice(start, min(num, start + call.batch_size))
                 count = rows.stop - rows.start
                 cond = None if condition is None else condition.select(rows).to(device)
-                generator = sample_generators(call.seed, start, count, device)
+                generator = sample_generators(call.seed, call.first_index + start, count, device)
                 results.append(
                     self.decode_batch(entry, model, spec, cond, generator, count, options,
                                       None if init_codes is None else init_codes[rows].to(device),

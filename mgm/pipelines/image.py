@@ -42,7 +42,7 @@ class ImagePipeline(MaskedPipeline):
         """Sample ``num`` images -> FloatTensor[num, 3, S, S] in [0, 1] (or ``output_type``'s form)."""
         call, settings = self.split_options(options)
         result = self._generate(num, labels, call, settings)
-        return self.convert(self.tokenizer.decode(result.codes), call.output_type)
+        return self.convert(self.decode_tokens(result.codes), call.output_type)
 
     def generate_codes(self, num: int = DEFAULT_NUM_IMAGES, *, labels=None, **options) -> DecodeResult:
         """As ``generate``, but the DecodeResult (codes [num, 1, N], nfe, trace)."""
@@ -51,7 +51,7 @@ class ImagePipeline(MaskedPipeline):
 
     def _generate(self, num, labels, call, settings) -> DecodeResult:
         num = self.check_num(num)
-        return self.decode_codes(num, call, settings, labels=self.resolve_labels(num, labels))
+        return self.decode_codes(num, call, settings, labels=self.resolve_labels(num, labels, call.first_index))
 
     # -- editing --------------------------------------------------------------------------------
 
@@ -63,7 +63,8 @@ class ImagePipeline(MaskedPipeline):
         call, settings = self.split_options(options)
         images, mask = self._check_edit(images, mask)
         result = self._edit(images, self.tokenizer.token_mask(mask), labels, call, settings)
-        inpainted = torch.where(mask[:, None].to(images.device), self.tokenizer.decode(result.codes), images)
+        decoded = self.decode_tokens(result.codes)
+        inpainted = torch.where(mask[:, None].to(images.device), decoded, images)
         return self.convert(inpainted, call.output_type)
 
     def outpaint(self, images: torch.Tensor, direction: str = "right", amount: int | None = None, *, labels=None,
@@ -99,12 +100,12 @@ class ImagePipeline(MaskedPipeline):
         call, settings = self.split_options(options)
         images, _ = self._check_edit(images, None)
         b, n = images.shape[0], self.spec.num_positions
-        generators = sample_generators(call.seed, 0, b, torch.device("cpu"))
+        generators = sample_generators(call.seed, call.first_index, b, torch.device("cpu"))
         scores = torch.stack([torch.rand(n, generator=g) for g in generators]) if generators else torch.rand(b, n)
         num_masked = max(1, round(strength * n))
         editable = (scores.argsort(-1).argsort(-1) < num_masked)[:, None].to(images.device)
         result = self._edit(images, editable, labels, call, settings)
-        return self.convert(self.tokenizer.decode(result.codes), call.output_type)
+        return self.convert(self.decode_tokens(result.codes), call.output_type)
 
     def edit_codes(self, images: torch.Tensor, editable: torch.Tensor, *, labels=None, **options) -> DecodeResult:
         """Encode ``images``, regenerate the tokens in ``editable`` (BoolTensor[B, 1, N]), keep the rest."""
@@ -114,7 +115,7 @@ class ImagePipeline(MaskedPipeline):
 
     def _edit(self, images, editable, labels, call, settings) -> DecodeResult:
         num = images.shape[0]
-        labels = self.resolve_labels(num, labels)
+        labels = self.resolve_labels(num, labels, call.first_index)
         init = self.tokenizer.encode(images.to(self.device))
         return self.decode_codes(num, call, settings, labels=labels, init_codes=init, editable=editable)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,13 @@ def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     return torchvision.utils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
 
 
+def check_free(out: str | os.PathLike, names: Iterable[str], overwrite: bool = False) -> None:
+    """FileExistsError when any of ``names`` exists in ``out`` and ``overwrite`` is not set."""
+    taken = [str(Path(out) / name) for name in names if (Path(out) / name).exists()]
+    if taken and not overwrite:
+        raise FileExistsError(f"{len(taken)} output file(s) exist (e.g. {taken[0]}); pass --overwrite to replace them")
+
+
 def write_pngs(images: dict[str, torch.Tensor], out: str | os.PathLike, overwrite: bool = False) -> list[Path]:
     """Write {file name: FloatTensor[3, H, W] in [0, 1]} into ``out``. Every target is checked
     before the first is written, and each file appears whole or not at all."""
@@ -45,11 +53,8 @@ def write_pngs(images: dict[str, torch.Tensor], out: str | os.PathLike, overwrit
             raise ValueError(f"images[{name!r}]: got {got}; expected a tensor [3, H, W] in [0, 1]")
         if not bool(torch.isfinite(image).all()):
             raise ValueError(f"images[{name!r}]: holds NaN or infinite values")
-    out = Path(out)
-    targets = {out / name: image for name, image in images.items()}
-    taken = [str(p) for p in targets if p.exists()]
-    if taken and not overwrite:
-        raise FileExistsError(f"{len(taken)} output file(s) exist (e.g. {taken[0]}); pass --overwrite to replace them")
+    check_free(out, images, overwrite)
+    targets = {Path(out) / name: image for name, image in images.items()}
     written = []
     for path, image in targets.items():
         array = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)

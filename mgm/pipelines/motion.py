@@ -193,8 +193,8 @@ class MotionPipeline(CaptionConditioning, MaskedPipeline):
 
     @torch.no_grad()
     def features(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [B, 2, N] -> raw features [B, 4N, 263]."""
-        return self.tokenizer.denormalise(self.tokenizer.decode(codes))
+        """codes [B, 2, N] -> raw features [B, 4N, 263] (decoded a chunk of clips at a time)."""
+        return self.tokenizer.denormalise(self.decode_tokens(codes))
 
     @staticmethod
     def joints(features: torch.Tensor) -> torch.Tensor:

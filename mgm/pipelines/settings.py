@@ -29,6 +29,9 @@ class CallOptions:
     seed: fixes every sample on its own (sample i gets its own generator stream derived from
         (seed, i), so it is the same whatever ``batch_size``); None = not reproducible.
     batch_size: samples decoded together.
+    first_index: the index of this call's first sample in a longer run: sample i of the call is
+        sample ``first_index + i`` of the run (its seed stream and, without labels, its class),
+        so a run split over several calls or processes gives the samples one call would.
     progress: show a progress bar of model passes.
     output_type: "pt" (tensors), "np" (numpy arrays), "pil" (images only: PIL images).
     callback: ``callback(step, codes)`` after every decoding step of every batch.
@@ -36,6 +39,7 @@ class CallOptions:
 
     seed: int | None = 0
     batch_size: int = DEFAULT_BATCH_SIZE
+    first_index: int = 0
     progress: bool = False
     output_type: str = "pt"
     callback: Callable[[int, torch.Tensor], None] | None = None
@@ -45,6 +49,7 @@ class CallOptions:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
                 raise ValueError(f"seed={self.seed!r}: expected None or an integer in [0, 2**63 - 1]")
         check_int(self.batch_size, "batch_size")
+        check_int(self.first_index, "first_index", minimum=0)
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress={self.progress!r}: expected True or False")
         if self.callback is not None and not callable(self.callback):

@@ -63,7 +63,8 @@ class GroupPlan:
         if isinstance(self.span, bool) or not isinstance(self.span, int) or self.span < 1:
             raise ValueError(f"span={self.span!r}: expected an integer >= 1")
         if self.guidance_low is not None and (
-            isinstance(self.guidance_low, bool) or not isinstance(self.guidance_low, (int, float))
+            isinstance(self.guidance_low, bool)
+            or not isinstance(self.guidance_low, (int, float))
             or not 0 <= self.guidance_low < float("inf")
         ):
             raise ValueError(f"guidance_low={self.guidance_low!r}: expected None or a finite number >= 0")

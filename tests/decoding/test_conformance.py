@@ -99,8 +99,9 @@ def test_masked_seed_reproduces_and_samples_ignore_the_batch_split(method, maske
     again = decode(masked_model, spec, cond=Condition(labels=labels), generator=generators(range(4)), **kwargs)
     assert torch.equal(whole.codes, again.codes), "the same seeds give the same codes"
     parts = [
-        decode(masked_model, spec, cond=Condition(labels=labels[rows]), generator=generators(range(4)[rows]),
-               **kwargs).codes  # fmt: skip
+        decode(
+            masked_model, spec, cond=Condition(labels=labels[rows]), generator=generators(range(4)[rows]), **kwargs
+        ).codes  # fmt: skip
         for rows in (slice(0, 1), slice(1, 4))
     ]
     assert torch.equal(torch.cat(parts), whole.codes), "sample i depends only on its own generator"
@@ -114,10 +115,12 @@ def test_masked_guidance_is_one_batched_pass_and_zero_is_unguided(method, masked
     cond = Condition(labels=torch.tensor([0, 2]))
     guided = Counting(masked_model)
     decode(guided, spec, cond=cond, guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
-    assert set(guided.batches) == {4}, "conditional and null rows in one batched forward"
+    # A verifying decoder also runs its draft + 1 states per sample in one forward.
+    rows = {1, METHODS[method].defaults().get("draft", 0) + 1}
+    assert set(guided.batches) <= {4 * r for r in rows}, "conditional and null rows in one batched forward"
     plain = Counting(masked_model)
     zero = decode(plain, spec, cond=cond, guidance_scale=0.0, generator=torch.Generator().manual_seed(0))
-    assert set(plain.batches) == {2}, "guidance 0: the conditional pass only"
+    assert set(plain.batches) <= {2 * r for r in rows}, "guidance 0: the conditional pass only"
     default = decode(masked_model, spec, cond=cond, generator=torch.Generator().manual_seed(0))
     assert torch.equal(zero.codes, default.codes)
     assert zero.codes.shape[0] == 2, "batch_size=None: from cond"
@@ -177,8 +180,9 @@ def test_ar_codes_prefix_seed_split_and_nfe(method, ar_model):
     assert set(counting.batches) <= {2, 6}, "guidance: conditional and null rows in one batch"
     assert steps and all(s[1] == 1 for s in steps)
     parts = [
-        decode(ar_model, 12, cond=Condition(labels=labels[rows]), generator=generators(range(3)[rows]),
-               guidance_scale=1.0).codes  # fmt: skip
+        decode(
+            ar_model, 12, cond=Condition(labels=labels[rows]), generator=generators(range(3)[rows]), guidance_scale=1.0
+        ).codes  # fmt: skip
         for rows in (slice(0, 2), slice(2, 3))
     ]
     assert torch.equal(torch.cat(parts), res.codes), "sample i depends only on its own generator"

@@ -94,8 +94,16 @@ def test_bad_plan_fails_before_any_model_call(rvq_model):
     assert model.inputs == []
 
 
-@pytest.mark.parametrize("plan, steps, nfe", [("soundstorm", [3, 3], 3 + 3 * 3), ("soundstorm", 2, 8),
-                                              ("magnet", [4, 2], 4 + 2 * 3), ("gipd", [5], 10), ("joint", 7, 7)])
+@pytest.mark.parametrize(
+    "plan, steps, nfe",
+    [
+        ("soundstorm", [3, 3], 3 + 3 * 3),
+        ("soundstorm", 2, 8),
+        ("magnet", [4, 2], 4 + 2 * 3),
+        ("gipd", [5], 10),
+        ("joint", 7, 7),
+    ],
+)
 def test_every_plan_builder_calls_its_step_counts_steps(rvq_model, plan, steps, nfe):
     # One int: every group; a list: one per group, its last value repeated for the groups after it.
     res = group_decode(rvq_model, rvq_model.spec, plan=plan, steps=steps, generator=torch.Generator().manual_seed(0))

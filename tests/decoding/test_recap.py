@@ -77,9 +77,7 @@ def test_no_cheap_steps_is_maskgit_bit_for_bit(tiny_model, guidance_scale):
     common = dict(batch_size=3, num_steps=6, cond=cond, guidance_scale=guidance_scale)
     ref = maskgit_decode(tiny_model, tiny_model.spec, generator=torch.Generator().manual_seed(3), **common)
     for plan in ({"full_first": 6}, {"full_first": 1, "cheap_per_full": 0}):
-        res = recap_decode(
-            tiny_model, tiny_model.spec, generator=torch.Generator().manual_seed(3), **plan, **common
-        )
+        res = recap_decode(tiny_model, tiny_model.spec, generator=torch.Generator().manual_seed(3), **plan, **common)
         assert torch.equal(res.codes, ref.codes)
         assert res.compute == res.nfe == 6 and all(r.full for r in res.trace)
 

@@ -131,3 +131,30 @@ def test_ar_pipeline_ar_and_sjd_and_round_trip(tiny_ar_pipeline, tmp_path):
     assert torch.equal(loaded.generate_codes(2, seed=3).codes, pipe.generate_codes(2, seed=3).codes)
     with pytest.raises(ValueError, match="method='maskgit'"):
         pipe.generate(2, method="maskgit")
+
+
+def test_first_index_splits_a_run_into_calls(tiny_image_pipeline):
+    """Sample i of a call with first_index=f is sample f + i of one call: the same seed stream and,
+    without labels, the same class in the cycle."""
+    pipe = tiny_image_pipeline
+    whole = pipe.generate_codes(7, seed=11, num_steps=3).codes
+    parts = [pipe.generate_codes(n, seed=11, num_steps=3, first_index=f).codes for f, n in ((0, 2), (2, 4), (6, 1))]
+    assert torch.equal(torch.cat(parts), whole)
+    assert pipe.resolve_labels(4, None, first=5).tolist() == [2, 0, 1, 2]  # 3 classes
+    assert pipe.resolve_labels(3, [0, 2], first=1).tolist() == [2, 0, 2]
+    with pytest.raises(ValueError, match="first_index=-1"):
+        pipe.generate(2, first_index=-1)
+
+
+def test_images_are_decoded_a_batch_at_a_time_as_in_one_pass(tiny_image_pipeline):
+    codes = tiny_image_pipeline.generate_codes(5, seed=2, num_steps=2).codes
+    whole = tiny_image_pipeline.tokenizer.decode(codes)
+    from mgm.pipelines import base
+
+    base_chunk, base.DECODE_CHUNK = base.DECODE_CHUNK, 2
+    try:
+        batched = tiny_image_pipeline.decode_tokens(codes)
+    finally:
+        base.DECODE_CHUNK = base_chunk
+    assert batched.shape == whole.shape
+    torch.testing.assert_close(batched, whole, atol=1e-5 * float(whole.abs().max()), rtol=1e-4)
