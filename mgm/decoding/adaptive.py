@@ -5,8 +5,9 @@ the confidences of the step's sampled tokens, per sample, so easy samples finish
 
 - ``threshold_decode`` (Fast-dLLM's threshold rule): commit every masked token whose
   probability is at least ``tau``; the "factor" rule commits the largest n whose n-th highest
-  probability is at least 1 - factor / (n + 1). At least one token per sample and step, at most
-  ``max_per_step``; the step ``max_steps`` commits whatever is left.
+  probability is at least 1 - factor / (n + 1). At most ``max_per_step`` a step, but never fewer
+  than the mask schedule over ``max_steps`` asks (MaskGIT's counts, at least one), so a sample
+  the model is unsure of decodes as MaskGIT with ``max_steps`` steps and a sure one finishes sooner.
 - ``credit_decode`` (CreditDecoding): each position keeps a credit for its recurring top-1 token
   (decayed by ``credit_decay`` every step, reset when the top-1 changes), fused into the logits
   as ``credit_strength * log(1 + credit)`` before sampling and thresholding, so a token the model
@@ -16,9 +17,10 @@ Shapes stay static: every step runs the whole batch, and a finished sample (noth
 commits nothing. With ``early_exit`` (default) the loop stops once every sample is done, which
 costs one host sync per step (``bool(masked.any())``); without it the loop runs ``max_steps``
 passes and never syncs. ``nfe`` is the passes run; ``nfe_per_sample`` the steps each sample still
-had masked tokens at. A step commits its n most probable sampled tokens, so under the
-threshold rule exactly those at or above tau: ``choice_temperature`` (MaskGIT's noisy ranking)
-is not used, as noise would commit tokens below the threshold in place of those above it.
+had masked tokens at. Probabilities are those of the distribution each token was drawn from
+(temperature, top-k, top-p). The rule's tokens are a step's most probable ones; where the
+schedule's floor asks for more, the rest are chosen as MaskGIT chooses (probability plus
+``choice_temperature`` times Gumbel noise, annealed over ``max_steps``).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.maskgit import check_logits, sample_and_score, step_record
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
-from mgm.decoding.sampling import Generators
+from mgm.decoding.sampling import Generators, token_distribution
 from mgm.models.conditioning import Condition
-from mgm.schedules import ranks
+from mgm.schedules import get_mask_schedule, masked_counts, ranks
+from mgm.schedules.mask import MaskSchedule
 from mgm.tokens import TokenSpec
 
 RULES = ("threshold", "factor")
@@ -47,15 +50,18 @@ class ThresholdOptions:
     """tau: the probability a token needs to be committed ("threshold" rule).
     rule: "threshold" or "factor" (Fast-dLLM's; uses ``factor``).
     factor: f of the factor rule, > 0.
-    max_per_step: at most this many tokens per sample and step (None: no cap).
-    max_steps: the step cap; the last step commits every token still masked.
+    max_per_step: at most this many tokens per sample and step (None: no cap), unless the
+        schedule's floor asks for more.
+    max_steps: the step cap. schedule: the mask schedule over max_steps that is the floor: after
+        step t no more tokens stay masked than MaskGIT with max_steps steps would leave.
     early_exit: stop when every sample is done (one host sync per step)."""
 
     tau: float = 0.9
     rule: str = "threshold"
     factor: float = 1.0
     max_per_step: int | None = None
-    max_steps: int = 32
+    max_steps: int = 16
+    schedule: str | MaskSchedule = "cosine"
     early_exit: bool = True
 
     HELP: ClassVar[dict] = {
@@ -63,7 +69,7 @@ class ThresholdOptions:
         "rule": "threshold or factor (Fast-dLLM's rules)",
         "factor": "f of the factor rule",
         "max_per_step": "at most this many tokens per sample and step",
-        "max_steps": "step cap: the last step commits what is left",
+        "max_steps": "step cap (the schedule over it is the floor of each step's count)",
         "early_exit": "stop once every sample is done (a host sync per step)",
     }
 
@@ -75,6 +81,7 @@ class ThresholdOptions:
         if self.max_per_step is not None:
             check_int(self.max_per_step, "max_per_step")
         check_int(self.max_steps, "max_steps")
+        get_mask_schedule(self.schedule)
         if not isinstance(self.early_exit, bool):
             raise ValueError(f"early_exit={self.early_exit!r}: expected True or False")
 
@@ -101,26 +108,37 @@ class CreditOptions(ThresholdOptions):
         check_number(self.credit_strength, "credit_strength", minimum=0)
 
 
-def commit_counts(probs: torch.Tensor, masked: torch.Tensor, own: ThresholdOptions, last: bool) -> torch.Tensor:
-    """How many tokens each sample commits this step -> LongTensor[B].
+def commit_counts(
+    probs: torch.Tensor, masked: torch.Tensor, own: ThresholdOptions, most_left: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many tokens each sample commits this step -> (by the rule, in all), LongTensor[B] each.
 
-    probs FloatTensor[B, M] (the sampled tokens' probabilities), masked BoolTensor[B, M]. The
-    rule's count, at least 1 and at most ``max_per_step``, never more than are masked (0 for a
-    finished sample); on the ``last`` step every masked token.
+    probs FloatTensor[B, M] (the sampled tokens' probabilities), masked BoolTensor[B, M],
+    ``most_left`` LongTensor[B]: the most tokens that may stay masked after this step (the mask
+    schedule's count over ``max_steps``). The rule's count, at most ``max_per_step``; in all at
+    least what keeps to the schedule (at least one), never more than are masked (0 when done).
     """
     remaining = masked.sum(-1)
-    if last:
-        return remaining
+    floor = remaining - torch.minimum(most_left, remaining)  # what keeps the schedule's pace
     top = probs.masked_fill(~masked, -1.0).sort(-1, descending=True).values  # (B, M), masked first
     if own.rule == "threshold":
-        count = (top >= own.tau).sum(-1)
+        by_rule = (top >= own.tau).sum(-1)
     else:  # the largest n with top[n - 1] >= 1 - f / (n + 1)
         n = torch.arange(1, top.shape[-1] + 1, device=top.device)
-        count = torch.where(top >= 1 - own.factor / (n + 1), n, 0).amax(-1)
-    count = count.clamp_min(1)
+        by_rule = torch.where(top >= 1 - own.factor / (n + 1), n, 0).amax(-1)
     if own.max_per_step is not None:
-        count = count.clamp_max(own.max_per_step)
-    return torch.minimum(count, remaining)
+        by_rule = by_rule.clamp_max(own.max_per_step)
+    by_rule = torch.minimum(by_rule, remaining)
+    return by_rule, torch.minimum(torch.maximum(by_rule, floor.clamp_min(1)), remaining)
+
+
+def drawn_probability(logits: torch.Tensor, sampled: torch.Tensor, sampling) -> torch.Tensor:
+    """The probability of each sampled token [B, K, N] under the distribution it was drawn from
+    (temperature, top-k, top-p applied), which is what a threshold reads; greedy decoding
+    (temperature 0, a point mass) reads the temperature-1 distribution instead."""
+    temperature = sampling.temperature if sampling.temperature > 0 else 1.0
+    probs = token_distribution(logits, temperature, sampling.top_k, sampling.top_p)
+    return probs.gather(-1, sampled[..., None])[..., 0].float()
 
 
 class Credit:
@@ -145,6 +163,7 @@ def adaptive_reveal(run: MaskedRun, guided: GuidedModel, own: ThresholdOptions, 
     """The adaptive loop -> (codes [B, K, N], trace, passes run, LongTensor[B] steps per sample)."""
     codes = run.codes
     masked = run.spec.is_masked(codes)
+    most_left = masked_counts(masked.flatten(1).sum(1), own.max_steps, own.schedule)  # (B, T): the floor
     scales = run.guidance_scales(own.max_steps)
     per_sample = torch.zeros(run.batch_size, dtype=torch.long, device=run.device)
     trace, passes = [], 0
@@ -157,15 +176,20 @@ def adaptive_reveal(run: MaskedRun, guided: GuidedModel, own: ThresholdOptions, 
         if credit is not None:
             logits = credit.fuse(logits)
         passes += 1
-        sampled, log_probs, _ = sample_and_score(logits, run.sampling, 0.0, run.generator)
+        tau = run.choice_temperature(step, own.max_steps)
+        sampled, log_probs, confidence = sample_and_score(logits, run.sampling, tau, run.generator)
+        probs = drawn_probability(logits, sampled, run.sampling).flatten(1)
         flat_masked = masked.flatten(1)
-        count = commit_counts(log_probs.exp().flatten(1), flat_masked, own, last=step == own.max_steps - 1)
-        order = ranks(-log_probs.flatten(1).masked_fill(~flat_masked, float("-inf")))  # 0 = most probable
-        commit = ((order < count[:, None]) & flat_masked).view_as(codes)
+        by_rule, count = commit_counts(probs, flat_masked, own, most_left[:, step])
+        # The rule's tokens (the most probable) first; the schedule's floor fills up by MaskGIT's
+        # noisy confidence among the rest.
+        chosen = ranks(-probs.masked_fill(~flat_masked, -1.0)) < by_rule[:, None]
+        score = torch.where(chosen, float("inf"), confidence.flatten(1)).masked_fill(~flat_masked, float("-inf"))
+        commit = ((ranks(-score) < count[:, None]) & flat_masked).view_as(codes)
         per_sample += flat_masked.any(-1)
         codes = torch.where(commit, sampled, codes)
         masked = masked & ~commit
-        trace.append(step_record(step, commit, log_probs, scales[step], 0.0))
+        trace.append(step_record(step, commit, log_probs, scales[step], tau))
         run.step_done(step, codes)
     return codes, trace, passes, per_sample
 

@@ -189,7 +189,11 @@ def verified_decode(
                                     run.sampling.guidance_scale, 0.0, queries=None))  # fmt: skip
             run.step_done(passes - 1, verifier.codes.view(verifier.shape))
             passes += 1
-    return DecodeResult(codes=verifier.codes.view(verifier.shape), nfe=passes, trace=trace, nfe_per_sample=per_sample)
+    # Compute in full passes per sample: the first forward, then draft + 1 states per verifying pass.
+    compute = 1.0 + (passes - 1) * (own.draft + 1)
+    return DecodeResult(
+        codes=verifier.codes.view(verifier.shape), nfe=passes, trace=trace, compute=compute, nfe_per_sample=per_sample
+    )
 
 
 VERIFIED = register(

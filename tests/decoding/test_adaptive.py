@@ -54,12 +54,14 @@ def test_an_order_decides_what_each_step_reveals(tiny_model):
 def test_threshold_counts():
     probs = torch.tensor([[0.95, 0.5, 0.92, 0.1], [0.3, 0.2, 0.1, 0.05], [0.99, 0.99, 0.99, 0.99]])
     masked = torch.tensor([[True, True, True, True], [True, True, True, True], [False, False, False, False]])
-    own = ThresholdOptions(tau=0.9)
-    assert commit_counts(probs, masked, own, last=False).tolist() == [2, 1, 0]  # at least one; none when done
-    assert commit_counts(probs, masked, ThresholdOptions(tau=0.9, max_per_step=1), False).tolist() == [1, 1, 0]
-    assert commit_counts(probs, masked, own, last=True).tolist() == [4, 4, 0]
+    own, free = ThresholdOptions(tau=0.9), torch.tensor([4, 4, 4])  # the schedule asks nothing yet
+    assert commit_counts(probs, masked, own, free)[1].tolist() == [2, 1, 0]  # at least one; none when done
+    assert commit_counts(probs, masked, ThresholdOptions(tau=0.9, max_per_step=1), free)[1].tolist() == [1, 1, 0]
+    by_rule, count = commit_counts(probs, masked, own, torch.tensor([1, 1, 1]))  # the floor asks for 3
+    assert by_rule.tolist() == [2, 0, 0] and count.tolist() == [3, 3, 0]
+    assert commit_counts(probs, masked, own, torch.tensor([0, 0, 0]))[1].tolist() == [4, 4, 0]
     # factor rule, f = 1: n-th highest >= 1 - 1 / (n + 1): 0.95 >= 0.5, 0.92 >= 0.667, 0.5 < 0.75
-    assert commit_counts(probs, masked, ThresholdOptions(rule="factor", factor=1.0), False).tolist()[0] == 2
+    assert commit_counts(probs, masked, ThresholdOptions(rule="factor", factor=1.0), free)[0].tolist()[0] == 2
 
 
 class Peaked:
@@ -77,8 +79,9 @@ def test_a_confident_model_finishes_in_one_pass_and_an_unsure_one_later(decode):
     sure = decode(Peaked(), spec, batch_size=3, generator=torch.Generator().manual_seed(0))
     assert sure.nfe == 1 and sure.nfe_per_sample.tolist() == [1, 1, 1] and bool((sure.codes == 3).all())
     unsure = decode(lambda c, cond: torch.zeros(*c.shape, 8), spec, batch_size=2, max_steps=5)
-    assert unsure.nfe == 5 and not bool((unsure.codes == 8).any())  # the cap's last step commits the rest
-    assert [int(r.revealed[0]) for r in unsure.trace] == [1, 1, 1, 1, 12]
+    assert unsure.nfe == 5 and not bool((unsure.codes == 8).any())  # finished by the cap
+    expected = -masked_counts(torch.tensor([16]), 5)[0].diff(prepend=torch.tensor([16]))  # MaskGIT-5's counts
+    assert [int(r.revealed[0]) for r in unsure.trace] == expected.tolist()
 
 
 def test_without_early_exit_the_cap_is_run():
