@@ -47,7 +47,7 @@ class RemaskOptions:
 
     num_steps: int = 12
     schedule: str | MaskSchedule = "cosine"
-    strategy: str = "rescale"
+    strategy: str = "rerank"
     eta: float = 0.1
 
     HELP: ClassVar[dict] = {
