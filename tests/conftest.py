@@ -114,3 +114,16 @@ def cli_error(capsys):
         return line
 
     return check
+
+
+def decodable(method: str, model):
+    """``model`` with whatever the registered ``method`` needs of it: a randomly initialised token
+    critic (``mgm.models.CriticModel``) for a method that needs ``critic_scores``."""
+    from mgm.decoding import METHODS
+    from mgm.models import CriticModel, TokenCritic
+
+    if "critic_scores" in METHODS[method].needs:
+        critic = TokenCritic(model.config["dim"], model.spec.num_codebooks, num_heads=2)
+        torch.nn.init.normal_(critic.out.weight, std=1.0)  # scores that vary, so the ranking matters
+        return CriticModel(model, critic.eval())
+    return model

@@ -5,6 +5,7 @@ Every method registers itself (``mgm.decoding.registry``) when its module is imp
 
 from mgm.decoding.adaptive import CreditOptions, ThresholdOptions, credit_decode, threshold_decode
 from mgm.decoding.ar import ar_decode
+from mgm.decoding.critic import CriticOptions, critic_decode
 from mgm.decoding.group import GroupOptions, group_decode
 from mgm.decoding.jacobi import SJDOptions, sjd_decode
 from mgm.decoding.maskgit import MaskGITOptions, maskgit_decode
@@ -18,6 +19,8 @@ from mgm.decoding.verified import VerifiedOptions, verified_decode
 __all__ = [
     "AR",
     "CreditOptions",
+    "CriticOptions",
+    "critic_decode",
     "ThresholdOptions",
     "credit_decode",
     "threshold_decode",

@@ -54,6 +54,17 @@ def check_model_spec(model: object, spec: TokenSpec) -> None:
         )
 
 
+def check_model_needs(model: object, method) -> None:
+    """The model must declare every trait the method ``needs`` (e.g. a token critic)."""
+    traits = model_traits(model)
+    for name in method.needs:
+        if getattr(traits, name) is None:
+            raise ValueError(
+                f"model: method {method.name!r} needs a model with {name}; {type(model).__name__} has none "
+                f"(see mgm.models.protocols)"
+            )
+
+
 def check_condition(cond: Condition | None, batch_size: int, model: object) -> None:
     if cond is None:
         return
@@ -183,6 +194,7 @@ def prepare_masked(
     if not callable(model):
         raise ValueError(f"model: expected a callable model(codes, cond) -> logits, got {type(model).__name__}")
     check_model_spec(model, spec)
+    check_model_needs(model, method)
     sampling.check_vocab(max(spec.codebook_sizes))
     dtype = resolve_dtype(run.dtype)
     inner = model.unwrapped() if isinstance(model, ModelWrapper) else model

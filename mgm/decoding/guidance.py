@@ -24,15 +24,19 @@ class GuidedModel:
         self.cond = cond
         self.paired = None if cond is None else Condition.cat([cond, cond.null()])
 
-    def __call__(self, codes: torch.Tensor, scale: float = 0.0) -> torch.Tensor:
-        if scale == 0 or self.cond is None:
+    def __call__(self, codes: torch.Tensor, scale: float | torch.Tensor = 0.0) -> torch.Tensor:
+        """``scale``: one number, or FloatTensor[B] with one per row (always a paired pass)."""
+        if self.cond is None or (not isinstance(scale, torch.Tensor) and scale == 0):
             return self.model(codes, self.cond).float()
         both = self.model(torch.cat([codes, codes]), self.paired).float()
         return guide(*both.chunk(2), scale)
 
 
-def guide(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float) -> torch.Tensor:
-    """cond + scale * (cond - uncond); entries the model rules out (-inf) stay -inf, not NaN."""
+def guide(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """cond + scale * (cond - uncond); entries the model rules out (-inf) stay -inf, not NaN.
+    A tensor ``scale`` [B] holds one scale per row."""
+    if isinstance(scale, torch.Tensor):
+        scale = scale.to(cond_logits).view(-1, *[1] * (cond_logits.dim() - 1))
     guided = cond_logits + scale * (cond_logits - uncond_logits)
     return torch.where(torch.isneginf(cond_logits), cond_logits, guided)
 

@@ -132,27 +132,60 @@ def iterative_reveal(
             check_logits(logits, codes, run.spec)
         tau = run.choice_temperature(step, num_steps)
         sampled, log_probs, confidence = sample_and_score(logits, run.sampling, tau, run.generator)
-        # Known tokens and masked non-candidates get +inf: they rank last and are never chosen below.
-        confidence = span_scores(confidence if priority is None else priority, candidates, span)
-        # The masked_after[:, step] least confident candidates stay masked.
-        stay_masked = (ranks(confidence.flatten(1)) < masked_after[:, step : step + 1]).view_as(codes)
-        revealed = candidates & ~stay_masked
-        codes = torch.where(revealed, sampled, codes)
-        candidates = candidates & stay_masked
+        codes, candidates, revealed = reveal_step(
+            codes, candidates, sampled, confidence if priority is None else priority, masked_after[:, step], span
+        )
         trace.append(step_record(first_step + step, revealed, log_probs, scales[step], tau))
         run.step_done(first_step + step, codes)
     return codes, trace
 
 
+def reveal_step(
+    codes: torch.Tensor,
+    candidates: torch.Tensor,
+    sampled: torch.Tensor,
+    confidence: torch.Tensor,
+    stay: torch.Tensor,
+    span: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One MaskGIT reveal: of the ``candidates`` [B, K, N], the ``stay`` LongTensor[B] least
+    confident stay masked and the rest take their ``sampled`` tokens -> (codes, the candidates
+    still masked, the positions revealed). Known tokens and masked non-candidates rank last (+inf)
+    and are never chosen; with ``span`` > 1 confidences are averaged over spans of frames."""
+    confidence = span_scores(confidence, candidates, span)
+    stay_masked = (ranks(confidence.flatten(1)) < stay[:, None]).view_as(codes)
+    revealed = candidates & ~stay_masked
+    return torch.where(revealed, sampled, codes), candidates & stay_masked, revealed
+
+
+def step_noise(
+    shape: tuple[int, ...], sampling: SamplingOptions, tau: float, generator: Generators, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The random draws of one step of ``sample_and_score`` over logits of ``shape`` [B, ..., V],
+    in its order: (the tokens' Gumbel noise, None at temperature 0; the choice's Gumbel noise
+    [B, ...], None at ``tau`` 0). Their shapes depend on nothing the model says, so a step's
+    draws are the same whatever the tokens before it: ``verified_decode(target="maskgit")``
+    draws them ahead of time."""
+    tokens = None if sampling.temperature == 0 else gumbel_noise(shape, generator, device)
+    choice = None if tau == 0 else gumbel_noise(shape[:-1], generator, device)
+    return tokens, choice
+
+
 def sample_and_score(
-    logits: torch.Tensor, sampling: SamplingOptions, tau: float, generator: Generators
+    logits: torch.Tensor,
+    sampling: SamplingOptions,
+    tau: float,
+    generator: Generators,
+    noise: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """logits [B, ..., V] -> (sampled tokens [B, ...], their log-probabilities, the confidence that
     ranks them: log-probability plus ``tau`` times Gumbel noise). The draws happen in this order,
-    so a generator reproduces the same tokens in every decoder that uses it."""
-    sampled = sample_tokens(logits, sampling.temperature, sampling.top_k, sampling.top_p, generator)
+    so a generator reproduces the same tokens in every decoder that uses it. ``noise``: the
+    step's draws (``step_noise``) to use instead of drawing them."""
+    tokens, choice = step_noise(logits.shape, sampling, tau, generator, logits.device) if noise is None else noise
+    sampled = sample_tokens(logits, sampling.temperature, sampling.top_k, sampling.top_p, noise=tokens)
     log_probs = logits.float().log_softmax(-1).gather(-1, sampled[..., None])[..., 0]
-    confidence = log_probs if tau == 0 else log_probs + tau * gumbel_noise(log_probs.shape, generator, logits.device)
+    confidence = log_probs if choice is None else log_probs + tau * choice
     return sampled, log_probs, confidence
 
 

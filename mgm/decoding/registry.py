@@ -38,6 +38,7 @@ class Method:
     options: type
     kind: str
     summary: str
+    needs: tuple[str, ...] = ()  # model traits (mgm.models.protocols) the method cannot run without
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -80,12 +80,15 @@ def sample_tokens(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: Generators = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Draw one token per row of ``logits[..., V]`` -> LongTensor[...]; temperature 0 is argmax."""
+    """Draw one token per row of ``logits[..., V]`` -> LongTensor[...]; temperature 0 is argmax.
+    ``noise``: the Gumbel noise of ``logits``' shape to use instead of drawing it."""
     logits = filter_logits(logits.float(), top_k, top_p)
     if temperature == 0:
         return logits.argmax(-1)
-    return (logits / temperature + gumbel_noise(logits.shape, generator, logits.device)).argmax(-1)
+    noise = gumbel_noise(logits.shape, generator, logits.device) if noise is None else noise
+    return (logits / temperature + noise).argmax(-1)
 
 
 def token_distribution(

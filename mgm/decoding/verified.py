@@ -37,26 +37,52 @@ from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult, StepRecord
 from mgm.decoding.sampling import Generators, gumbel_noise, token_distribution, uniform
 from mgm.models.conditioning import Condition
+from mgm.decoding.trajectory import trajectory_decode
+from mgm.schedules import get_mask_schedule
+from mgm.schedules.mask import MaskSchedule
 from mgm.schedules.orders import check_order
 from mgm.tokens import TokenSpec
 
 
+TARGETS = ("sequential", "maskgit")
+
+
 @dataclass(frozen=True)
 class VerifiedOptions:
-    """order: the content-independent decoding order (not "confidence"); draft: tokens drafted
-    per pass."""
+    """target: "sequential" (the distribution of one-token-per-step decoding in ``order``) or
+    "maskgit" (``maskgit_decode``'s own codes with ``num_steps``, ``schedule`` and ``order``:
+    ``mgm.decoding.trajectory``). order: None = "halton" for "sequential" (which needs a
+    content-independent order), "confidence" for "maskgit". draft: tokens (sequential) or
+    steps (maskgit) drafted per pass."""
 
-    order: str | torch.Tensor = "halton"
+    target: str = "sequential"
+    order: str | torch.Tensor | None = None
     draft: int = 8
+    num_steps: int = 12
+    schedule: str | MaskSchedule = "cosine"
 
-    HELP: ClassVar[dict] = {"draft": "tokens drafted and verified per pass (verified)"}
+    HELP: ClassVar[dict] = {
+        "target": "what verified decoding reproduces: sequential (its distribution) or maskgit (its codes)",
+        "draft": "tokens (sequential) or steps (maskgit) drafted and verified per pass (verified)",
+    }
 
     def __post_init__(self):
-        check_order(self.order)
-        if isinstance(self.order, str) and self.order == "confidence":
+        if self.target not in TARGETS:
+            raise ValueError(f"target={self.target!r}: expected one of {list(TARGETS)}")
+        if self.order is not None:
+            check_order(self.order)
+        if self.target == "sequential" and isinstance(self.order, str) and self.order == "confidence":
             raise ValueError("order='confidence': verified decoding needs a content-independent order "
                              "(halton, locality, random or a permutation)")  # fmt: skip
         check_int(self.draft, "draft")
+        check_int(self.num_steps, "num_steps")
+        get_mask_schedule(self.schedule)
+
+    @property
+    def resolved_order(self) -> str | torch.Tensor:
+        if self.order is not None:
+            return self.order
+        return "halton" if self.target == "sequential" else "confidence"
 
 
 def draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
@@ -169,13 +195,16 @@ def verified_decode(
         model, spec, VERIFIED, options, batch_size=batch_size, cond=cond, generator=generator,
         init_codes=init_codes, editable=editable,
     )  # fmt: skip
-    if run.sampling.guidance_annealing != "constant" and run.sampling.guidance_scale > 0:
+    if own.target == "sequential" and run.sampling.guidance_annealing != "constant" and run.sampling.guidance_scale > 0:
         raise ValueError(
             f"guidance_annealing={run.sampling.guidance_annealing!r}: verified decoding keeps one guidance scale "
             "(the reference sampler's); use 'constant'"
         )
+    if own.target == "maskgit":
+        return trajectory_decode(run, own.num_steps, own.schedule, position_priority(run, own.resolved_order),
+                                 own.draft)  # fmt: skip
     candidates = spec.is_masked(run.codes)
-    slots, counts = reveal_order(position_priority(run, own.order), candidates)
+    slots, counts = reveal_order(position_priority(run, own.resolved_order), candidates)
     verifier = Verifier(run, GuidedModel(run.model, run.cond), own.draft, slots, counts)
     trace, passes = [], 1
     with run.autocast():

@@ -141,11 +141,21 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
 
     def forward(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
         """codes: LongTensor[B, K, N] (masked positions hold the mask id) -> logits [B, K, N, V]."""
+        return self.head(self.hidden(codes, cond))
+
+    def hidden(self, codes: torch.Tensor, cond: Condition | None = None) -> torch.Tensor:
+        """codes: LongTensor[B, K, N] -> the final-normalised hidden states [B, N, D] that the heads
+        read (a token critic reads them too: ``mgm.models.critic``)."""
         x, (context, context_mask) = self._embed(codes, cond)
         rotary = self._rotary(torch.arange(x.shape[1], device=x.device))
         for block in self.blocks:
             x = block(x, context, context_mask, rotary=rotary)
-        return self._logits(x)
+        return self.norm(x[:, self.num_prefix :])
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Normalised hidden states [B, L, D] -> logits [B, K, L, V] (one linear head per codebook)."""
+        logits = torch.einsum("bnd,kvd->bknv", hidden, self.head_weight)
+        return logits + (self.head_bias + self.vocab_bias)[None, :, None, :]
 
     # -- feature reuse (ReCAP): a full pass that keeps every layer's keys/values, cheap passes on a few positions
 
@@ -208,9 +218,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
 
     def _logits(self, x: torch.Tensor, prefix: int | None = None) -> torch.Tensor:
         """Hidden states [B, P + L, D] -> logits [B, K, L, V] (the first ``prefix`` rows dropped)."""
-        x = self.norm(x[:, self.num_prefix if prefix is None else prefix :])
-        logits = torch.einsum("bnd,kvd->bknv", x, self.head_weight)
-        return logits + (self.head_bias + self.vocab_bias)[None, :, None, :]
+        return self.head(self.norm(x[:, self.num_prefix if prefix is None else prefix :]))
 
     def embed_condition(
         self, cond: Condition | None, batch_size: int, device: torch.device

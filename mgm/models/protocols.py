@@ -7,7 +7,8 @@ which answers every declared attribute from the wrapped model.
 
 Masked model: ``model(codes[B, K, N], cond) -> logits[B, K, N, V]``, optionally with
     spec (TokenSpec), num_classes (int), accepts(K, N) -> bool (shorter 1-D clips),
-    forward_cached / forward_partial (feature reuse).
+    forward_cached / forward_partial (feature reuse), critic_scores(codes, cond) -> [B, K, N]
+    (a token critic: ``mgm.models.critic.CriticModel``).
 AR model: ``model(tokens[B, L], cond, cache=None) -> logits[B, L + 1, V]``, optionally with
     vocab_size (int), max_length (int), num_classes (int).
 """
@@ -24,7 +25,9 @@ import torch
 from mgm.models.conditioning import Condition
 from mgm.tokens import TokenSpec
 
-MODEL_TRAITS = ("spec", "num_classes", "accepts", "vocab_size", "max_length", "forward_cached", "forward_partial")
+MODEL_TRAITS = (
+    "spec", "num_classes", "accepts", "vocab_size", "max_length", "forward_cached", "forward_partial", "critic_scores",
+)  # fmt: skip
 
 
 class MaskedModel(Protocol):
@@ -46,6 +49,7 @@ class ModelTraits:
     max_length: int | None = None
     forward_cached: Callable | None = None
     forward_partial: Callable | None = None
+    critic_scores: Callable | None = None
 
 
 def model_traits(model: object) -> ModelTraits:

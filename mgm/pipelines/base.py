@@ -7,7 +7,8 @@ One calling convention for every pipeline method (``generate`` and the editing m
 the registered method (``method=`` and its options, e.g. ``num_steps``, ``guidance_scale``).
 
 A pipeline folder holds ``pipeline.json`` (class, decode defaults, class names, extras), the
-transformer in ``transformer/`` and the tokenizer in ``tokenizer/``; all weights are safetensors.
+transformer in ``transformer/`` and the tokenizer in ``tokenizer/`` (and a token critic in
+``critic/`` where one was trained, for the "critic" method); all weights are safetensors.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from mgm.checks import check_device
 from mgm.decoding import DecodeResult
 from mgm.decoding.registry import AR, MASKED
 from mgm.io import atomic_folder, check_config, check_folder, check_manifest, load_json, save_json
-from mgm.models import Condition, MaskedTransformer
+from mgm.models import Condition, CriticModel, MaskedTransformer, TokenCritic
+from mgm.models.critic import check_critic_fits
 from mgm.models.protocols import ModelWrapper
 from mgm.pipelines.settings import CALL_OPTIONS, CallOptions, DecodeSettings, sample_generators
 from mgm.tokens import TokenSpec
@@ -51,6 +53,11 @@ class _CountingModel(ModelWrapper):
 
     def forward_partial(self, *args):
         out = self.model.forward_partial(*args)
+        self.bar.update(1)
+        return out
+
+    def critic_scores(self, *args):
+        out = self.model.critic_scores(*args)
         self.bar.update(1)
         return out
 
@@ -81,6 +88,25 @@ class Pipeline:
         self.tokenizer = tokenizer.eval()
         self.transformer = transformer.eval()
         self.settings = settings
+        self._critic = None
+
+    @property
+    def critic(self) -> TokenCritic | None:
+        """The token critic over the transformer's hidden states (``mgm.models.critic``), or None."""
+        return self._critic
+
+    @critic.setter
+    def critic(self, critic: TokenCritic | None) -> None:
+        if critic is not None:
+            if not isinstance(critic, TokenCritic):
+                raise ValueError(f"critic: expected a mgm.models.TokenCritic or None, got {type(critic).__name__}")
+            check_critic_fits(critic, self.transformer)
+            critic = critic.eval().to(self.device)
+        self._critic = critic
+
+    def decodable_model(self):
+        """What decoders drive: the transformer, with its token critic where the pipeline has one."""
+        return self.transformer if self._critic is None else CriticModel(self.transformer, self._critic)
 
     @staticmethod
     def check_class_names(class_names, num_classes: int) -> list[str] | None:
@@ -137,6 +163,8 @@ class Pipeline:
         device = check_device(device)
         self.tokenizer.to(device)
         self.transformer.to(device)
+        if self._critic is not None:
+            self._critic.to(device)
         return self
 
     # -- options --------------------------------------------------------------------------------
@@ -245,7 +273,7 @@ class Pipeline:
             options["guidance_scale"] = 0.0  # nothing to guide towards (unconditional model)
         results = []
         with tqdm(desc="decoding", unit="pass", disable=not call.progress) as bar:
-            model = _CountingModel(self.transformer, bar)
+            model = _CountingModel(self.decodable_model(), bar)
             for start in range(0, num, call.batch_size):
                 rows = slice(start, min(num, start + call.batch_size))
                 count = rows.stop - rows.start
@@ -289,6 +317,8 @@ class Pipeline:
         """Write the components into ``folder`` (a fresh folder being built)."""
         self.tokenizer.save_pretrained(folder / "tokenizer")
         self.transformer.save_pretrained(folder / "transformer")
+        if self._critic is not None:
+            self._critic.save_pretrained(folder / "critic")
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu"):
@@ -314,6 +344,11 @@ class Pipeline:
             pipe = cls(tokenizer, transformer, settings, config.get("class_names"), **extra)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from e
+        if (directory / "critic").exists():
+            try:
+                pipe.critic = TokenCritic.from_pretrained(check_folder(directory / "critic", "the token critic"))
+            except ValueError as e:
+                raise ValueError(f"{directory / 'critic'}: {e}") from e
         return pipe.to(device)
 
     @classmethod

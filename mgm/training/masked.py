@@ -69,6 +69,28 @@ def condition_from_batch(batch: dict) -> Condition | None:
     return Condition(**fields) if fields else None
 
 
+def batch_condition(batch: dict, num_classes: int, text_encoder: nn.Module | None) -> Condition | None:
+    """A training batch's condition: its labels / context fields, or its captions through the text
+    encoder (an empty caption gives that row the null context); ``num_classes`` 0 drops labels
+    when captions condition instead."""
+    if "captions" not in batch or text_encoder is None:
+        return condition_from_batch(batch)
+    labels = batch.get("labels") if num_classes else None
+    captions = batch["captions"]
+    given = [i for i, caption in enumerate(captions) if caption.strip()]
+    if not given:  # no caption in the batch: every row reads the null context
+        return Condition(labels=labels) if labels is not None else None
+    text = text_encoder([captions[i] for i in given])
+    if len(given) == len(captions):
+        return Condition(labels=labels, context=text.tokens, context_mask=text.mask)
+    # Clips without a caption (an audio folder's clips with no .txt) get no context tokens,
+    # so the model gives them its null context while their labels still count.
+    context = text.tokens.new_zeros(len(captions), *text.tokens.shape[1:])
+    mask = text.mask.new_zeros(len(captions), text.mask.shape[1])
+    context[given], mask[given] = text.tokens, text.mask
+    return Condition(labels=labels, context=context, context_mask=mask)
+
+
 class MaskedTokenTraining(SeededTraining):
     """Mask a schedule-drawn share of each example's tokens, predict them, cross-entropy on masked.
 
@@ -172,24 +194,7 @@ class MaskedTokenTraining(SeededTraining):
         return losses.sum() / count, accuracy
 
     def condition(self, batch: dict) -> Condition | None:
-        """The batch's condition: labels / context fields, or its captions through the text encoder
-        (an empty caption gives that row the null context)."""
-        if "captions" not in batch or self.text_encoder is None:
-            return condition_from_batch(batch)
-        labels = batch.get("labels") if self.model.num_classes else None
-        captions = batch["captions"]
-        given = [i for i, caption in enumerate(captions) if caption.strip()]
-        if not given:  # no caption in the batch: every row reads the null context
-            return Condition(labels=labels) if labels is not None else None
-        text = self.text_encoder([captions[i] for i in given])
-        if len(given) == len(captions):
-            return Condition(labels=labels, context=text.tokens, context_mask=text.mask)
-        # Clips without a caption (an audio folder's clips with no .txt) get no context tokens,
-        # so the model gives them its null context while their labels still count.
-        context = text.tokens.new_zeros(len(captions), *text.tokens.shape[1:])
-        mask = text.mask.new_zeros(len(captions), text.mask.shape[1])
-        context[given], mask[given] = text.tokens, text.mask
-        return Condition(labels=labels, context=context, context_mask=mask)
+        return batch_condition(batch, self.model.num_classes, self.text_encoder)
 
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss, accuracy = self.masked_loss(batch, train=stage == "train")

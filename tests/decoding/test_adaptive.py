@@ -12,6 +12,7 @@ from mgm.models import Condition
 from mgm.schedules import masked_counts
 from mgm.schedules.orders import halton_order, locality_order
 from mgm.tokens import TokenSpec
+from tests.conftest import decodable
 
 MASKED_METHODS = sorted(name for name, m in METHODS.items() if m.kind == MASKED)
 
@@ -131,6 +132,7 @@ def test_every_masked_decoder_edits_guides_and_splits_batches(name, tiny_model):
     """The contract: no mask left, tokens outside ``editable`` unchanged, guidance accepted, and a
     sample fixed by its own generator whatever batch it is decoded in."""
     decode, spec = METHODS[name].decode, tiny_model.spec
+    tiny_model = decodable(name, tiny_model)
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
     labels = torch.tensor([0, 1, 2, 0])
     init = torch.randint(0, 6, (4, spec.num_codebooks, spec.num_positions), generator=torch.Generator().manual_seed(1))

@@ -15,6 +15,7 @@ import torch
 from mgm.decoding import AR, MASKED, METHODS
 from mgm.models import ARTransformer, Condition, MaskedTransformer
 from mgm.models.protocols import ModelWrapper
+from tests.conftest import decodable
 
 MASKED_METHODS = [name for name, m in METHODS.items() if m.kind == MASKED]
 AR_METHODS = [name for name, m in METHODS.items() if m.kind == AR]
@@ -26,6 +27,7 @@ class Counting(ModelWrapper):
     def __init__(self, model):
         super().__init__(model)
         self.batches = []
+        self.critic_batches = []  # a token critic's passes (conditional rows only)
 
     def __call__(self, *args, **kwargs):
         self.batches.append(args[0].shape[0])
@@ -38,6 +40,10 @@ class Counting(ModelWrapper):
     def forward_partial(self, codes, positions, cond, cache):
         self.batches.append(codes.shape[0])
         return self.model.forward_partial(codes, positions, cond, cache)
+
+    def critic_scores(self, codes, cond):
+        self.critic_batches.append(codes.shape[0])
+        return self.model.critic_scores(codes, cond)
 
 
 def generators(seeds):
@@ -64,6 +70,7 @@ def ar_model() -> ARTransformer:
 @pytest.mark.parametrize("method", MASKED_METHODS)
 def test_masked_codes_complete_in_range_and_counted(method, masked_model):
     decode, spec = METHODS[method].decode, masked_model.spec
+    masked_model = decodable(method, masked_model)
     counting = Counting(masked_model)
     steps = []
     res = decode(counting, spec, batch_size=3, generator=torch.Generator().manual_seed(0),
@@ -72,7 +79,7 @@ def test_masked_codes_complete_in_range_and_counted(method, masked_model):
     assert not spec.is_masked(res.codes).any(), "nothing masked at the end"
     for k, size in enumerate(spec.codebook_sizes):
         assert 0 <= int(res.codes[:, k].min()) and int(res.codes[:, k].max()) < size
-    assert res.nfe == len(counting.batches) >= 1, "nfe counts the model's sequential passes"
+    assert res.nfe == len(counting.batches) + len(counting.critic_batches) >= 1, "nfe counts the sequential passes"
     assert res.passes_per_sample().tolist() == [res.nfe] * 3
     assert [s for s, _ in steps] == list(range(len(steps))) and len(steps) == len(res.trace) >= 1
     assert all(shape == (3, spec.num_codebooks, spec.num_positions) for _, shape in steps)
@@ -81,6 +88,7 @@ def test_masked_codes_complete_in_range_and_counted(method, masked_model):
 @pytest.mark.parametrize("method", MASKED_METHODS)
 def test_masked_editing_keeps_every_token_outside_editable(method, masked_model):
     decode, spec = METHODS[method].decode, masked_model.spec
+    masked_model = decodable(method, masked_model)
     g = torch.Generator().manual_seed(1)
     init = torch.stack([torch.randint(size, (4, spec.num_positions), generator=g) for size in spec.codebook_sizes], 1)
     editable = torch.rand(init.shape, generator=g) < 0.5
@@ -93,6 +101,7 @@ def test_masked_editing_keeps_every_token_outside_editable(method, masked_model)
 @pytest.mark.parametrize("method", MASKED_METHODS)
 def test_masked_seed_reproduces_and_samples_ignore_the_batch_split(method, masked_model):
     decode, spec = METHODS[method].decode, masked_model.spec
+    masked_model = decodable(method, masked_model)
     labels = torch.tensor([0, 1, 2, 1])
     kwargs = dict(guidance_scale=1.5, temperature=1.0)
     whole = decode(masked_model, spec, cond=Condition(labels=labels), generator=generators(range(4)), **kwargs)
@@ -112,12 +121,14 @@ def test_masked_seed_reproduces_and_samples_ignore_the_batch_split(method, maske
 @pytest.mark.parametrize("method", MASKED_METHODS)
 def test_masked_guidance_is_one_batched_pass_and_zero_is_unguided(method, masked_model):
     decode, spec = METHODS[method].decode, masked_model.spec
+    masked_model = decodable(method, masked_model)
     cond = Condition(labels=torch.tensor([0, 2]))
     guided = Counting(masked_model)
     decode(guided, spec, cond=cond, guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
     # A verifying decoder also runs its draft + 1 states per sample in one forward.
     rows = {1, METHODS[method].defaults().get("draft", 0) + 1}
     assert set(guided.batches) <= {4 * r for r in rows}, "conditional and null rows in one batched forward"
+    assert set(guided.critic_batches) <= {2}, "a critic scores the conditional rows"
     plain = Counting(masked_model)
     zero = decode(plain, spec, cond=cond, guidance_scale=0.0, generator=torch.Generator().manual_seed(0))
     assert set(plain.batches) <= {2 * r for r in rows}, "guidance 0: the conditional pass only"
@@ -158,7 +169,7 @@ def test_masked_bad_options_fail_before_any_model_call(method, masked_model, kwa
         kwargs.setdefault("batch_size", None)
     if kwargs.get("generator") == "gens3":
         kwargs.update(generator=generators(range(3)), batch_size=2)
-    counting = Counting(masked_model)
+    counting = Counting(decodable(method, masked_model))
     with pytest.raises(ValueError, match=match):
         METHODS[method].decode(counting, masked_model.spec, **kwargs)
     assert counting.batches == [], "refused before any model call"
