@@ -46,20 +46,21 @@ class _CountingModel(ModelWrapper):
         self.bar.update(1)
         return out
 
-    def forward_cached(self, *args):
-        out = self.model.forward_cached(*args)
-        self.bar.update(1)
-        return out
+    def __getattr__(self, name: str):
+        # The model's declared passes tick too; a pass the model lacks stays absent (None).
+        inner = super().__getattr__(name)
+        if name not in COUNTED_PASSES or inner is None:
+            return inner
 
-    def forward_partial(self, *args):
-        out = self.model.forward_partial(*args)
-        self.bar.update(1)
-        return out
+        def counted(*args):
+            out = inner(*args)
+            self.bar.update(1)
+            return out
 
-    def critic_scores(self, *args):
-        out = self.model.critic_scores(*args)
-        self.bar.update(1)
-        return out
+        return counted
+
+
+COUNTED_PASSES = ("forward_cached", "forward_partial", "critic_scores")  # model traits that are passes
 
 
 DECODE_CHUNK = 64  # samples the tokenizer decodes at once (``Pipeline.decode_tokens``)
