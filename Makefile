@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) -m benchmarks.decode_speed --out benchmarks/results/decode_speed.json --markdown benchmarks/results/decode_speed.md
 	for p in image audio motion; do $(PY) -m benchmarks.decode_speed --pipeline $$p --out benchmarks/results/decode_speed_$$p.json --markdown benchmarks/results/decode_speed_$$p.md; done
+	$(PY) -m benchmarks.frontier
 	$(PY) -m benchmarks.image_quality --num 512 --num-steps 12 24 --guidance-scale 0 3 --out benchmarks/results/image_quality.json
 	$(PY) -m benchmarks.recap_speed --out benchmarks/results/recap_speed.json --markdown benchmarks/results/recap_speed.md
 	$(PY) -m benchmarks.recap_speed --modality audio --num 256 --out benchmarks/results/recap_speed_audio.json --markdown benchmarks/results/recap_speed_audio.md

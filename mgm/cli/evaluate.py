@@ -211,10 +211,12 @@ def _generate_motion(pipe, args: argparse.Namespace):
         decode_s += time.perf_counter() - start
         generated[rows, :frames] = pipe.features(result.codes).cpu()
         total_s += time.perf_counter() - start
-        nfe, compute, batches = nfe + result.nfe, compute + result.compute, batches + -(-len(rows) // args.batch_size)
+        # Sequential passes per clip (they differ per clip under the adaptive rules); compute per batch.
+        nfe += float(result.passes_per_sample().double().sum())
+        compute, batches = compute + result.compute, batches + -(-len(rows) // args.batch_size)
     timing = {
         "captions": f"real Motions7 clips, seed {args.captions_seed}",
-        "nfe_per_sample": nfe / batches,
+        "nfe_per_sample": nfe / args.num,
         "compute_full_passes_per_sample": compute / batches,
         "ms_per_sample_decoding": 1000 * decode_s / args.num,
         "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,

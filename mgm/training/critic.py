@@ -80,7 +80,7 @@ class TokenCriticTraining(SeededTraining):
         codes = batch["codes"]
         spec = self.transformer.spec
         with torch.no_grad():
-            cond = batch_condition(batch, self.transformer.num_classes, self.text_encoder)
+            cond = batch_condition(batch, self.transformer, self.text_encoder)
             mask, _ = random_mask(tuple(codes.shape), h.schedule, device=codes.device)
             inputs = torch.where(mask, spec.mask_tensor(codes.device), codes)
             scale = h.guidance_scale if cond is not None and cond.batch_size is not None else 0.0

@@ -69,13 +69,13 @@ def condition_from_batch(batch: dict) -> Condition | None:
     return Condition(**fields) if fields else None
 
 
-def batch_condition(batch: dict, num_classes: int, text_encoder: nn.Module | None) -> Condition | None:
+def batch_condition(batch: dict, model, text_encoder: nn.Module | None) -> Condition | None:
     """A training batch's condition: its labels / context fields, or its captions through the text
-    encoder (an empty caption gives that row the null context); ``num_classes`` 0 drops labels
-    when captions condition instead."""
+    encoder (an empty caption gives that row the null context); a ``model`` with no classes
+    (``num_classes`` 0, read only when captions condition) drops the labels then."""
     if "captions" not in batch or text_encoder is None:
         return condition_from_batch(batch)
-    labels = batch.get("labels") if num_classes else None
+    labels = batch.get("labels") if model.num_classes else None
     captions = batch["captions"]
     given = [i for i, caption in enumerate(captions) if caption.strip()]
     if not given:  # no caption in the batch: every row reads the null context
@@ -176,25 +176,28 @@ class MaskedTokenTraining(SeededTraining):
         if train and cond is not None and self.hparams.cond_drop_prob > 0:
             cond = cond.with_drop(torch.rand(codes.shape[0], device=codes.device) < self.hparams.cond_drop_prob)
         logits = self.model(inputs, cond)  # (B, K, N, V)
-        losses = torch.zeros(codes.shape, device=codes.device)  # per token, 0 where not a target
-        correct = logits.new_zeros(())
-        # Per codebook, so each is scored over its own vocabulary (label smoothing included).
+        # Per codebook, so each is scored over its own vocabulary (label smoothing included). Every
+        # position is scored and the non-targets zeroed: a masked reduction, where boolean indexing
+        # would be a host sync (a nonzero) per codebook per step on a GPU.
+        losses, correct = [], logits.new_zeros(())
         for k, size in enumerate(spec.codebook_sizes):
-            selected = target[:, k]
-            truth, pred = codes[:, k][selected], logits[:, k][selected][:, :size]
-            ce = F.cross_entropy(pred.float(), truth, label_smoothing=self.hparams.label_smoothing, reduction="none")
-            losses[:, k][selected] = ce
-            correct = correct + (pred.argmax(-1) == truth).sum()
+            pred, truth, selected = logits[:, k, :, :size].float(), codes[:, k], target[:, k]  # (B, N, size), (B, N)
+            ce = F.cross_entropy(pred.transpose(1, 2), truth, label_smoothing=self.hparams.label_smoothing,
+                                 reduction="none")  # fmt: skip
+            losses.append(ce * selected)
+            correct = correct + ((pred.argmax(-1) == truth) & selected).sum()
+        losses = torch.stack(losses, 1)  # (B, K, N), 0 where not a target
         count = target.sum()
         accuracy = correct / count
         if self.hparams.loss_weighting == "example":
-            per_example = losses.flatten(1).sum(1) / target.flatten(1).sum(1).clamp_min(1)
-            has_target = target.flatten(1).any(1)
-            return per_example[has_target].mean(), accuracy
+            targets = target.flatten(1).sum(1)
+            per_example = losses.flatten(1).sum(1) / targets.clamp_min(1)
+            has_target = (targets > 0).float()
+            return (per_example * has_target).sum() / has_target.sum(), accuracy
         return losses.sum() / count, accuracy
 
     def condition(self, batch: dict) -> Condition | None:
-        return batch_condition(batch, self.model.num_classes, self.text_encoder)
+        return batch_condition(batch, self.model, self.text_encoder)
 
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss, accuracy = self.masked_loss(batch, train=stage == "train")

@@ -143,3 +143,28 @@ def test_warm_start_from_an_ar_model(tmp_path):
     with pytest.raises(ValueError, match="max_length 12"):
         MaskedTokenTraining(MaskedTransformer([16], (4, 4), dim=32, depth=2, num_heads=2, num_classes=3),
                             init_from=str(tmp_path / "ar"))  # fmt: skip
+
+
+def test_the_loss_needs_no_data_dependent_shape(tiny_model):
+    """No boolean indexing, nonzero or masked_select: each would be a host sync per step on a GPU."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class DataDependentOps(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func)
+            flat = [a for arg in args for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+            bool_index = "index" in name and any(isinstance(a, torch.Tensor) and a.dtype == torch.bool for a in flat)
+            if "nonzero" in name or "masked_select" in name or bool_index:
+                self.found.append(name)
+            return func(*args, **(kwargs or {}))
+
+    for weighting in ("token", "example"):
+        system = MaskedTokenTraining(tiny_model.train(), loss_weighting=weighting, label_smoothing=0.1)
+        with DataDependentOps() as ops:
+            loss, _ = system.masked_loss(_batch(), train=True)
+            loss.backward()
+        assert not ops.found, ops.found
