@@ -137,6 +137,7 @@ def plot(modality: str, rows: list[dict], path: Path) -> None:
         default = rows[0]
         ax.scatter([default[x_key]], [default["frechet"]], marker="*", s=220, color="k", label="default", zorder=3)
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Frechet distance (lower is better)")
@@ -155,9 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="32 samples per row (a smoke run), not 512 / 256 / 256")
     parser.add_argument("--out-dir", default=str(RESULTS))
+    parser.add_argument("--replot", action="store_true", help="redraw the tables and plots from the saved JSON")
     args = parser.parse_args(argv)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        for modality in (m for m in args.modalities if m != "probe"):
+            rows = json.loads((out / f"frontier_{modality}.json").read_text())["rows"]
+            (out / f"frontier_{modality}.md").write_text(table(rows))
+            plot(modality, rows, out / f"frontier_{modality}.png")
+        return
     nums = {"image": 512, "audio": 256, "motion": 256}
     if args.quick:
         nums = dict.fromkeys(nums, 32)

@@ -36,13 +36,12 @@ from mgm.decoding.maskgit import check_logits, position_priority
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult, StepRecord
 from mgm.decoding.sampling import Generators, gumbel_noise, token_distribution, uniform
-from mgm.models.conditioning import Condition
 from mgm.decoding.trajectory import trajectory_decode
+from mgm.models.conditioning import Condition
 from mgm.schedules import get_mask_schedule
 from mgm.schedules.mask import MaskSchedule
 from mgm.schedules.orders import check_order
 from mgm.tokens import TokenSpec
-
 
 TARGETS = ("sequential", "maskgit")
 
