@@ -82,6 +82,7 @@ QUALITY = {  # (Frechet distance key, checker key) of each modality's scores
     "motion": ("fid", "action_agreement"),
 }
 SLOW_NUM = {"sequential": 64}  # the sequential-target verified rows decode fewer samples (slow)
+MIN_NUM = {"motion": 32}  # motion's R-precision ranks batches of 32, so every motion run decodes at least 32
 
 
 def run_eval(modality: str, options: list[str], num: int, batch_size: int, seed: int) -> dict:
@@ -94,12 +95,13 @@ def run_eval(modality: str, options: list[str], num: int, batch_size: int, seed:
 
 def measure(modality: str, num: int, batch1_num: int, seed: int) -> list[dict]:
     fd_key, check_key = QUALITY[modality]
-    run_eval(modality, [], 8, 8, seed)  # warm-up: first-call costs (loading, allocator) stay out of the rows
+    least = MIN_NUM.get(modality, 1)
+    run_eval(modality, [], max(8, least), 8, seed)  # warm-up: first-call costs (loading, allocator) stay out of the rows
     rows = []
     for method, knob, options in SWEEPS[modality]:
         n = next((v for k, v in SLOW_NUM.items() if k in knob), num)
         report = run_eval(modality, options, n, 32, seed)
-        single = run_eval(modality, options, batch1_num, 1, seed + 1)
+        single = run_eval(modality, options, max(batch1_num, least), 1, seed + 1)
         rows.append({
             "method": method, "knob": knob, "command": " ".join(["mgm-eval", modality, *options]), "num": n,
             "frechet": report["scores"][fd_key], "checker": report["scores"][check_key],

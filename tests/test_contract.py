@@ -90,7 +90,7 @@ def test_one_result_type_for_every_decoder(tiny_model):
         assert isinstance(res, DecodeResult) and res.codes.dim() == 3
         assert all(isinstance(r, TraceRecord) for r in res.trace)
     assert all(isinstance(r, StepRecord) for r in masked.trace)
-    assert all(isinstance(r, JacobiRecord) for r in sjd.trace) and sjd.nfe == int(sjd.nfe_per_sample.sum())
+    assert all(isinstance(r, JacobiRecord) for r in sjd.trace) and sjd.nfe == int(sjd.nfe_per_sample.max())
     assert ar.nfe == 8 and masked.nfe == 3
 
 

@@ -239,9 +239,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     else:
         samples, labels, timing = _generate(pipe, args, evaluation)
     references = {
-        name: evaluation.reference(
-            name, args.reference_num, args.reference_seed, args.cache_dir, args.reference_folder
-        )
+        name: evaluation.reference(name, args.reference_num, args.reference_seed, args.cache_dir, args.reference_folder)
         for name in evaluation.extractors
     }
     scores = evaluation.score(samples, labels, references)

@@ -34,9 +34,11 @@ class GuidedModel:
 
 def guide(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """cond + scale * (cond - uncond); entries the model rules out (-inf) stay -inf, not NaN.
-    A tensor ``scale`` [B] holds one scale per row."""
+    A tensor ``scale`` [B] holds one scale per row; one of more dimensions broadcasts as it is
+    (e.g. [B, L, 1]: one per row and position)."""
     if isinstance(scale, torch.Tensor):
-        scale = scale.to(cond_logits).view(-1, *[1] * (cond_logits.dim() - 1))
+        scale = scale.to(cond_logits)
+        scale = scale.view(-1, *[1] * (cond_logits.dim() - 1)) if scale.dim() == 1 else scale
     guided = cond_logits + scale * (cond_logits - uncond_logits)
     return torch.where(torch.isneginf(cond_logits), cond_logits, guided)
 

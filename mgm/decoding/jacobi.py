@@ -1,10 +1,10 @@
 """Speculative Jacobi Decoding (Teng et al., "Accelerating Auto-regressive Text-to-Image
 Generation with Training-free Speculative Jacobi Decoding"): lossless parallel sampling of an AR model.
 
-A window of draft tokens is refined in parallel. Each iteration is one forward over the pending
-token (if any) and the window, on top of the committed prefix's KV cache. Walking the window in
-order, the draft x at a position, drawn from q, is accepted with probability min(1, p(x) / q(x)),
-p being the model's distribution there (after CFG, top-k / top-p and temperature); at the first
+A window of W draft tokens is refined in parallel. Each iteration is one forward over the pending
+token and the window, on top of the committed prefix's KV cache. Walking the window in order,
+the draft x at a position, drawn from q, is accepted with probability min(1, p(x) / q(x)), p
+being the model's distribution there (after CFG, top-k / top-p and temperature); at the first
 rejection a token is drawn from normalize(max(0, p - q)) and the walk stops. When every draft is
 accepted, the token after the window is drawn from p as well. Both rules are speculative
 sampling's, so the committed sequence is distributed exactly as ancestral sampling's. The
@@ -16,9 +16,19 @@ Draft initialisation (``init``): "random" (uniform tokens, q uniform), "prev" (d
 last committed position's distribution, q that distribution), "above" (the token one grid row
 above, ``row_length`` tokens back; q a point mass on it; uniform where there is no row above).
 
-Samples are decoded one at a time (their acceptances differ): ``nfe`` counts every pass of the
-call, ``nfe_per_sample`` each sample's, and the trace holds one ``JacobiRecord`` per iteration
-and sample (the tokens it committed).
+The whole batch advances together: every row moves by its own accepted length in one batched
+forward per iteration. A model declaring ``row_cache`` (``ARTransformer``) keeps one KV cache
+with per-row lengths (``ARCache.per_row``), and each iteration feeds W + 1 tokens per row; any
+other causal AR callable is fed each row's whole sequence so far (committed tokens, then the
+window, then filler the causal mask never lets earlier positions see) with no cache. Acceptance,
+residual draws (Gumbel-max) and the window refill are tensor operations with fixed shapes, so the
+loop reads nothing back to the host, except, with ``early_exit`` (the default), one flag per
+iteration: whether any row is unfinished. Without it the loop runs its worst case, one iteration
+per token. Finished rows ride along and commit nothing.
+
+``nfe`` counts the iterations of the call, ``nfe_per_sample`` those each sample was unfinished
+at, and the trace holds one ``JacobiRecord`` per iteration and unfinished sample. ``callback``
+sees codes [B, 1, length] after each iteration, -1 where a row has not committed a token yet.
 """
 
 from __future__ import annotations
@@ -32,26 +42,31 @@ from mgm.checks import check_int
 from mgm.decoding.ar import prepare_ar
 from mgm.decoding.registry import AR, Method, register
 from mgm.decoding.result import DecodeResult, JacobiRecord
-from mgm.decoding.sampling import Generators, select_generator, token_distribution
+from mgm.decoding.sampling import Generators, gumbel_noise, token_distribution, uniform
 from mgm.models.ar_transformer import ARCache
 from mgm.models.conditioning import Condition
+from mgm.models.protocols import model_traits
 
 INITS = ("random", "prev", "above")
+_TINY = 1e-30
 
 
 @dataclass(frozen=True)
 class SJDOptions:
-    """SJD's own knobs: the draft ``window`` length, the draft ``init`` rule, and the grid's
-    ``row_length`` (tokens per row) that init "above" reads."""
+    """SJD's own knobs: the draft ``window`` length, the draft ``init`` rule, the grid's
+    ``row_length`` (tokens per row) that init "above" reads, and ``early_exit`` (stop once every
+    row is done: one host read per iteration)."""
 
     window: int = 16
     init: str = "random"
     row_length: int | None = None
+    early_exit: bool = True
 
     HELP: ClassVar[dict] = {
         "window": "draft tokens refined per pass",
         "init": "draft initialisation: random, prev, above",
         "row_length": "tokens per grid row (init above; pipelines set it)",
+        "early_exit": "stop once every sample is done (a host sync per step)",
     }
 
     def __post_init__(self):
@@ -60,6 +75,8 @@ class SJDOptions:
             raise ValueError(f"init={self.init!r}: expected one of {INITS}")
         if self.row_length is not None:
             check_int(self.row_length, "row_length")
+        if not isinstance(self.early_exit, bool):
+            raise ValueError(f"early_exit={self.early_exit!r}: expected True or False")
 
 
 @torch.inference_mode()
@@ -75,7 +92,7 @@ def sjd_decode(
 ) -> DecodeResult:
     """Sample ``codes[B, 1, length]`` from ``model(tokens, cond, cache=...)`` by SJD (see the module doc).
 
-    Arguments as ``ar_decode``'s; ``options`` add ``SJDOptions`` (window, init, row_length).
+    Arguments as ``ar_decode``'s; ``options`` add ``SJDOptions`` (window, init, row_length, early_exit).
     """
     run, own = prepare_ar(
         model, length, SJD, options, batch_size=batch_size, cond=cond, generator=generator, prefix=prefix
@@ -84,103 +101,188 @@ def sjd_decode(
         raise ValueError("row_length=None: init='above' needs the grid's row length (tokens per row)")
     if run.vocab_size is None:
         raise ValueError("sjd_decode needs model.vocab_size (the token vocabulary V)")
-    rows, trace, passes = [], [], []
-    for i in range(run.batch_size):
-        guided = run.guided(None if run.cond is None else run.cond.select(i))
-        given = torch.zeros(0, dtype=torch.long, device=run.device) if run.prefix is None else run.prefix[i]
-        sampler = _Sampler(run, guided, select_generator(run.generator, i), i)
-        tokens, committed = sampler.decode(given, length, own.window, own.init, own.row_length)
-        trace += [JacobiRecord(step, i, count) for step, count in enumerate(committed)]
-        rows.append(tokens)
-        passes.append(len(committed))
-    per_sample = torch.tensor(passes, dtype=torch.long)
-    return DecodeResult(codes=torch.stack(rows)[:, None], nfe=sum(passes), trace=trace, nfe_per_sample=per_sample)
+    return _BatchedSJD(run, own, bool(model_traits(model).row_cache)).decode()
 
 
-class _Sampler:
-    """One sample's SJD loop (``generator``: that sample's, or the call's single generator)."""
+class _BatchedSJD:
+    """The state of one batched SJD call.
 
-    def __init__(self, run, guided, generator, sample: int):
-        self.run, self.guided, self.generator, self.sample = run, guided, generator, sample
-        self.vocab, self.device = run.vocab_size, run.device
+    tokens LongTensor[B, length + W + 1]: committed tokens first (the slack takes the writes of
+    finished rows); count LongTensor[B]: tokens committed per row; drafts LongTensor[B, W] and qs
+    [B, W, V]: the window and the distributions it was drawn from; last_p [B, V]: the
+    distribution at each row's newest committed token ("prev" drafts).
+    """
 
-    def distribution(self, logits: torch.Tensor) -> torch.Tensor:
+    def __init__(self, run, own: SJDOptions, cached: bool):
+        self.run, self.own, self.cached = run, own, cached
+        self.b, self.length, self.vocab, self.device = run.batch_size, run.length, run.vocab_size, run.device
+        given = 0 if run.prefix is None else run.prefix.shape[1]
+        self.given = given
+        self.window = max(1, min(own.window, run.length - given))
+        self.guided = run.guided()
+        self.rows = torch.arange(self.b, device=self.device)
+        s = run.sampling
+        # Guidance scale per position (annealed over the sequence); one more for positions past the end.
+        self.scale_table = torch.tensor(
+            [run.guidance_scale(min(i, run.length - 1)) for i in range(run.length + self.window + 2)],
+            device=self.device,
+        )
+        self.annealed = s.guidance_annealing != "constant"
+
+    # -- draws (each row from its own generator when there is one per sample)
+
+    def _gumbel(self, shape) -> torch.Tensor:
+        return gumbel_noise(shape, self.run.generator, self.device)
+
+    def _draw(self, probs: torch.Tensor) -> torch.Tensor:
+        """One token per row of probs [B, ..., V] (Gumbel-max on log-probabilities)."""
+        return (probs.clamp_min(_TINY).log() + self._gumbel(probs.shape)).masked_fill(probs <= 0, -torch.inf).argmax(-1)
+
+    def _uniform_q(self, *shape) -> torch.Tensor:
+        return torch.full((*shape, self.vocab), 1.0 / self.vocab, dtype=torch.float64, device=self.device)
+
+    # -- the model
+
+    def _scales(self, start: torch.Tensor, rows: int):
+        """Guidance scales of ``rows`` logits rows per sample whose first is at ``start`` [B]."""
+        if not self.annealed:
+            return self.run.sampling.guidance_scale
+        index = (start[:, None] + torch.arange(rows, device=self.device)).clamp(0, len(self.scale_table) - 1)
+        return self.scale_table[index][..., None]  # (B, rows, 1)
+
+    def _distributions(self, logits: torch.Tensor) -> torch.Tensor:
         s = self.run.sampling
         return token_distribution(logits, s.temperature, s.top_k, s.top_p)
 
-    def scales(self, first: int, rows: int) -> torch.Tensor | float:
-        """Guidance scales of ``rows`` logits rows whose first predicts position ``first``: one
-        number when constant, else FloatTensor[rows, 1] (annealed over the sequence)."""
-        s = self.run.sampling
-        if s.guidance_annealing == "constant":
-            return s.guidance_scale
-        last = self.run.length - 1
-        values = [self.run.guidance_scale(min(first + r, last)) for r in range(rows)]
-        return torch.tensor(values, device=self.device)[:, None]
+    def _first_pass(self, drafts: torch.Tensor, cache: ARCache | None) -> torch.Tensor:
+        """The given prefix and the first window in one call -> ps [B, W + 1, V] (at the drafts'
+        positions and the one after the window)."""
+        given = self.run.prefix if self.run.prefix is not None else drafts[:, :0]
+        if not self.cached:
+            return self._uncached_pass(drafts)
+        fed = torch.cat([given, drafts], 1)
+        logits = self.guided(fed, cache, self._scales(torch.zeros_like(self.rows), fed.shape[1] + 1))
+        cache.per_row(self.length + self.window + 1)
+        return self._distributions(logits[:, self.given :])
 
-    def draw(self, probs: torch.Tensor) -> int:
-        return int(torch.multinomial(probs.float(), 1, generator=self.generator))
+    def _cached_pass(self, drafts: torch.Tensor, cache: ARCache) -> torch.Tensor:
+        """Pending token (the newest committed, not yet cached) and window -> ps [B, W + 1, V]."""
+        pending = self.tokens.gather(1, (self.count - 1)[:, None])
+        lengths = self.count - 1
+        cache.lengths = torch.cat([lengths, lengths]) if self.guided.paired else lengths
+        logits = self.guided(torch.cat([pending, drafts], 1), cache, self._scales(lengths, self.window + 2))
+        return self._distributions(logits[:, 1:])
 
-    def uniform(self) -> torch.Tensor:
-        return torch.full((self.vocab,), 1.0 / self.vocab, dtype=torch.float64, device=self.device)
+    def _uncached_pass(self, drafts: torch.Tensor) -> torch.Tensor:
+        """Each row's committed tokens with its window written after them, no cache -> ps [B, W + 1, V]."""
+        where = self.count[:, None] + torch.arange(self.window, device=self.device)
+        fed = self.tokens.scatter(1, where, drafts)[:, : self.length].clamp_min(0)
+        logits = self.guided(fed, None, self._scales(torch.zeros_like(self.rows), self.length + 1))
+        at = (self.count[:, None] + torch.arange(self.window + 1, device=self.device)).clamp_max(self.length)
+        return self._distributions(logits.gather(1, at[..., None].expand(-1, -1, logits.shape[-1])))
 
-    def draft(self, init: str, tokens: list[int], drafts: list[int], last_p: torch.Tensor, row_length):
-        """A new draft at position len(tokens) + len(drafts) -> (token, q)."""
+    # -- the window
+
+    def _refill(self, keep: torch.Tensor, kept: torch.Tensor, kept_q: torch.Tensor):
+        """The next window: the first ``keep[r]`` entries of ``kept`` / ``kept_q`` [B, W(, V)] (the
+        Jacobi-updated drafts), the rest by the init rule -> (drafts [B, W], qs [B, W, V])."""
+        w, init = self.window, self.own.init
+        slot = torch.arange(w, device=self.device)[None].expand(self.b, w)
+        fresh = slot >= keep[:, None]  # (B, W)
         if init == "prev":
-            return self.draw(last_p), last_p
+            q = self.last_p[:, None].expand(-1, w, -1)
+            new = self._draw(q)
+        else:
+            q = self._uniform_q(self.b, w)
+            new = self._draw(q)
+        drafts = torch.where(fresh, new, kept)
+        qs = torch.where(fresh[..., None], q, kept_q)
         if init == "above":
-            position = len(tokens) + len(drafts)
-            if position >= row_length:
-                above = (tokens + drafts)[position - row_length]
-                q = torch.zeros(self.vocab, dtype=torch.float64, device=self.device)
-                q[above] = 1.0
-                return above, q
-        q = self.uniform()
-        return self.draw(q), q
+            # Slot i sits at position count + i; the token a row above is committed or an earlier slot.
+            row = self.own.row_length
+            for i in range(w):
+                position = self.count + i
+                source = position - row
+                from_tokens = self.tokens.gather(1, source.clamp_min(0)[:, None])[:, 0]
+                from_window = drafts[:, (i - row) % w] if i >= row else from_tokens
+                above = torch.where(source >= self.count, from_window, from_tokens).clamp_min(0)
+                use = fresh[:, i] & (source >= 0)
+                drafts[:, i] = torch.where(use, above, drafts[:, i])
+                point = torch.nn.functional.one_hot(above, self.vocab).double()
+                qs[:, i] = torch.where(use[:, None], point, qs[:, i])
+        return drafts, qs
 
-    def decode(self, given: torch.Tensor, length: int, window: int, init: str, row_length):
-        tokens = given.tolist()
-        committed = []  # tokens committed per iteration (one forward pass each)
-        cache = ARCache()
-        pending = list(tokens)  # committed but not yet in the cache (the prefix, then each drawn token)
-        drafts, qs = [], []  # the window: draft tokens and the distributions they were drawn from
-        last_p = self.uniform()  # "prev" drafts before any pass: uniform
-        while len(tokens) < length:
-            start = len(tokens)
-            room = min(window, length - len(tokens))
-            while len(drafts) < room:
-                token, q = self.draft(init, tokens, drafts, last_p, row_length)
-                drafts.append(token)
-                qs.append(q)
-            drafts, qs = drafts[:room], qs[:room]
-            fed = torch.tensor([pending + drafts], device=self.device)
-            logits = self.guided(fed, cache, self.scales(len(tokens) - len(pending), fed.shape[1] + 1))[0]
-            ps = self.distribution(logits[len(pending) :])  # ps[j]: at draft j; ps[room]: after the window
-            accepted, new_token = 0, None
-            for j in range(room):
-                x, p, q = drafts[j], ps[j], qs[j]
-                ratio = float(p[x] / q[x])
-                if ratio >= 1 or float(torch.rand((), generator=self.generator, device=self.device)) < ratio:
-                    accepted += 1
-                    continue
-                residual = (p - q).clamp_min(0)
-                new_token = self.draw(residual / residual.sum())
+    def _verify(self, drafts: torch.Tensor, qs: torch.Tensor, ps: torch.Tensor):
+        """One iteration's acceptance for every row -> (accepted [B], new token [B], has_new [B])."""
+        w = self.window
+        room = (self.length - self.count).clamp(0, w)  # (B,) drafts that lie inside the sequence
+        p_x = ps[:, :w].gather(2, drafts[..., None])[..., 0]
+        q_x = qs.gather(2, drafts[..., None])[..., 0]
+        u = uniform((self.b, w), self.run.generator, self.device).double()
+        ok = (u * q_x < p_x) & (torch.arange(w, device=self.device)[None] < room[:, None])
+        accepted = ok.long().cumprod(1).sum(1)  # (B,) leading accepted drafts
+        at = accepted.clamp_max(w)
+        p_at = ps[self.rows, at]  # (B, V)
+        q_at = qs[self.rows, accepted.clamp_max(w - 1)]
+        residual = (p_at - q_at).clamp_min(0)
+        residual = torch.where(residual.sum(-1, keepdim=True) > 0, residual, p_at)
+        rejected = accepted < room
+        new = self._draw(torch.where(rejected[:, None], residual, p_at))
+        has_new = self.count + accepted < self.length
+        return accepted, new, has_new
+
+    def decode(self) -> DecodeResult:
+        run, w, b = self.run, self.window, self.b
+        self.tokens = torch.full((b, self.length + w + 1), -1, dtype=torch.long, device=self.device)
+        if run.prefix is not None:
+            self.tokens[:, : self.given] = run.prefix
+        self.count = torch.full((b,), self.given, dtype=torch.long, device=self.device)
+        self.last_p = self._uniform_q(b)
+        cache = ARCache() if self.cached else None
+        drafts, qs = self._refill(torch.zeros_like(self.count), *self._empty_window())
+        committed, passes = [], torch.zeros(b, dtype=torch.long, device=self.device)
+        for step in range(self.length - self.given):
+            active = self.count < self.length
+            if step == 0:
+                ps = self._first_pass(drafts, cache)
+            elif self.cached:
+                ps = self._cached_pass(drafts, cache)
+            else:
+                ps = self._uncached_pass(drafts)
+            accepted, new, has_new = self._verify(drafts, qs, ps)
+            # Commit the accepted drafts and the drawn token (finished rows write into the slack).
+            slots = torch.arange(w + 1, device=self.device)[None]
+            values = torch.cat([drafts, drafts[:, :1]], 1)
+            values = torch.where(slots == accepted[:, None], new[:, None], values)
+            write = (slots < accepted[:, None]) | ((slots == accepted[:, None]) & has_new[:, None])
+            where = self.count[:, None] + slots
+            self.tokens = self.tokens.scatter(1, where, torch.where(write, values, self.tokens.gather(1, where)))
+            gained = accepted + has_new.long()
+            self.count = self.count + gained
+            self.last_p = ps[self.rows, accepted.clamp_max(w)]
+            committed.append(torch.where(active, gained, 0))
+            passes = passes + active.long()
+            if run.run.callback is not None:
+                run.run.callback(step, self.tokens[:, None, : self.length])
+            # Jacobi update: the drafts after the rejected one, redrawn from this pass's p.
+            shift = (accepted + 1)[:, None] + torch.arange(w, device=self.device)[None]  # (B, W) source slots
+            source = shift.clamp_max(w - 1)
+            kept_q = ps[self.rows[:, None], source]
+            kept = self._draw(kept_q)
+            drafts, qs = self._refill((w - 1 - accepted).clamp_min(0), kept, kept_q)
+            if self.own.early_exit and not bool((self.count < self.length).any()):
                 break
-            # The cache holds the pending tokens and every draft; keep the accepted drafts only.
-            cache.truncate(len(tokens) + accepted)
-            tokens += drafts[:accepted]
-            last_p = ps[accepted]
-            if new_token is None and len(tokens) < length:  # all accepted: the token after the window
-                new_token = self.draw(ps[room])
-            pending = [] if new_token is None else [new_token]
-            tokens += pending
-            committed.append(len(tokens) - start)
-            if self.run.run.callback is not None:
-                self.run.run.callback(len(committed) - 1, torch.tensor([tokens], device=self.device)[:, None])
-            # Jacobi update: the drafts after the rejected one are redrawn from this pass's distributions.
-            rest = range(accepted + 1, room)
-            drafts, qs = [self.draw(ps[j]) for j in rest], [ps[j] for j in rest]
-        return torch.tensor(tokens[:length], device=self.device), committed
+        return self._result(committed, passes)
+
+    def _empty_window(self):
+        return (torch.zeros(self.b, self.window, dtype=torch.long, device=self.device),
+                self._uniform_q(self.b, self.window))  # fmt: skip
+
+    def _result(self, committed: list[torch.Tensor], passes: torch.Tensor) -> DecodeResult:
+        counts = torch.stack(committed).cpu().tolist()  # (iterations, B), read once after the loop
+        trace = [JacobiRecord(step, i, n) for step, row in enumerate(counts) for i, n in enumerate(row) if n > 0]
+        codes = self.tokens[:, None, : self.length]
+        return DecodeResult(codes=codes, nfe=len(counts), trace=trace, nfe_per_sample=passes.cpu())
 
 
 SJD = register(Method("sjd", sjd_decode, SJDOptions, AR, "Speculative Jacobi Decoding (lossless parallel AR)"))

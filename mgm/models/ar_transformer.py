@@ -11,6 +11,14 @@ the new tokens' keys/values are appended, and ``cache.truncate(n)`` rolls back t
 (speculative decoding rejects drafts that way). Multi-codebook tokens are flattened before
 (frame-major: all K codebooks of frame 0, then frame 1, ...).
 
+Per-row lengths (a model declaring ``row_cache = True``): after ``cache.per_row(capacity)`` the
+cache holds static buffers and ``cache.lengths`` LongTensor[B], the tokens cached per row. A call
+then feeds M tokens per row at positions ``lengths[r] ...``, returns logits [B, M + 1, V] with
+``logits[r, j]`` the distribution of token ``lengths[r] + j``, and advances ``lengths`` by M;
+setting ``cache.lengths`` rolls rows back independently. Shapes never depend on the lengths, so
+batched speculative decoding runs without host reads. Logits at positions past ``max_length``
+are unspecified (the buffers have room for them; they are never attended to by earlier ones).
+
 Legend: B batch, L tokens, P = 1 prefix token, D width, H heads, E head width, V vocabulary.
 """
 
@@ -36,14 +44,32 @@ class ARCache:
     values: list[torch.Tensor] | None = None
     hidden: torch.Tensor | None = None
     num_prefix: int = 1
+    lengths: torch.Tensor | None = None  # LongTensor[B] tokens cached per row, once ``per_row`` is called
 
     @property
     def length(self) -> int:
-        """Tokens cached (the prefix not counted); 0 for an empty cache."""
+        """Tokens cached (the prefix not counted); 0 for an empty cache. Shared-length caches only."""
+        if self.lengths is not None:
+            raise ValueError("a per-row cache has one length per row: read cache.lengths")
         return 0 if self.hidden is None else self.hidden.shape[1] - self.num_prefix
 
+    def per_row(self, capacity: int) -> None:
+        """Turn a filled shared-length cache into static buffers with room for ``capacity`` tokens
+        per row (the prefix not counted) and per-row ``lengths`` (all the current length)."""
+        if self.hidden is None:
+            raise ValueError("per_row: the cache is empty; fill it with a first call")
+        length = self.length
+        if capacity < length:
+            raise ValueError(f"capacity={capacity}: expected at least the {length} tokens already cached")
+        pad = capacity - length
+        grow = lambda x, dim: torch.cat([x, x.new_zeros(*x.shape[:dim], pad, *x.shape[dim + 1 :])], dim)  # noqa: E731
+        self.keys = [grow(k, 2) for k in self.keys]
+        self.values = [grow(v, 2) for v in self.values]
+        self.hidden = grow(self.hidden, 1)
+        self.lengths = torch.full((self.hidden.shape[0],), length, dtype=torch.long, device=self.hidden.device)
+
     def truncate(self, length: int) -> None:
-        """Keep the first ``length`` tokens (plus the prefix)."""
+        """Keep the first ``length`` tokens (plus the prefix). Shared-length caches only."""
         if not 0 <= length <= self.length:
             raise ValueError(f"length={length}: expected 0 <= length <= {self.length} cached tokens")
         keep = self.num_prefix + length
@@ -61,6 +87,8 @@ class ARTransformer(PretrainedMixin, nn.Module):
         dim, depth, num_heads, mlp_ratio, dropout: transformer size.
         num_classes: class labels for conditioning (0 = unconditional, a learned start token).
     """
+
+    row_cache = True  # it implements the per-row-lengths cache protocol (module doc)
 
     def __init__(
         self,
@@ -106,6 +134,8 @@ class ARTransformer(PretrainedMixin, nn.Module):
 
     def forward(self, tokens: torch.Tensor, cond: Condition | None = None, cache: ARCache | None = None):
         """tokens [B, L] -> logits [B, L + 1, V] (see the module doc for the cached form)."""
+        if cache is not None and cache.lengths is not None:
+            return self._forward_rows(tokens, cache)
         b, new = tokens.shape
         start = 0 if cache is None else cache.length
         if start + new > self.max_length:
@@ -138,3 +168,26 @@ class ARTransformer(PretrainedMixin, nn.Module):
             cache.hidden = hidden if cache.hidden is None else torch.cat([cache.hidden, hidden], 1)
             hidden = cache.hidden[:, -(new + 1) :]  # the last cached position predicts the first new token
         return self.head(hidden)
+
+    def _forward_rows(self, tokens: torch.Tensor, cache: ARCache) -> torch.Tensor:
+        """The per-row-lengths call (module doc): tokens [B, M] at positions lengths[r] + j."""
+        b, new = tokens.shape
+        p, start = cache.num_prefix, cache.lengths
+        positions = start[:, None] + torch.arange(new, device=tokens.device)  # (B, M)
+        x = self.token_emb(tokens) + self.pos_emb[positions.clamp_max(self.max_length - 1)]
+        index = positions + p  # (B, M): indices in the buffers, the prefix first
+        keys_index = torch.arange(cache.hidden.shape[1], device=tokens.device)
+        causal = (keys_index[None, None, :] <= index[:, :, None])[:, None]  # (B, 1, M, S)
+        for layer, block in enumerate(self.blocks):
+            h = block.norm1(x)
+            k, v = block.attn.keys_values(h)  # (B, H, M, E)
+            where = index[:, None, :, None].expand_as(k)
+            cache.keys[layer] = cache.keys[layer].scatter(2, where, k)
+            cache.values[layer] = cache.values[layer].scatter(2, where, v)
+            x = x + block.dropout(block.attn(h, keys_values=(cache.keys[layer], cache.values[layer]), attn_mask=causal))
+            x = x + block.mlp(block.norm2(x))
+        hidden = self.norm(x)
+        last = cache.hidden.gather(1, (start + p - 1)[:, None, None].expand(b, 1, hidden.shape[-1]))
+        cache.hidden = cache.hidden.scatter(1, index[..., None].expand_as(hidden), hidden)
+        cache.lengths = start + new
+        return self.head(torch.cat([last, hidden], 1))

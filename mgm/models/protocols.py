@@ -10,7 +10,8 @@ Masked model: ``model(codes[B, K, N], cond) -> logits[B, K, N, V]``, optionally 
     forward_cached / forward_partial (feature reuse), critic_scores(codes, cond) -> [B, K, N]
     (a token critic: ``mgm.models.critic.CriticModel``).
 AR model: ``model(tokens[B, L], cond, cache=None) -> logits[B, L + 1, V]``, optionally with
-    vocab_size (int), max_length (int), num_classes (int).
+    vocab_size (int), max_length (int), num_classes (int), row_cache (True: it honours an
+    ``ARCache`` with per-row lengths, ``mgm.models.ar_transformer``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mgm.tokens import TokenSpec
 
 MODEL_TRAITS = (
     "spec", "num_classes", "accepts", "vocab_size", "max_length", "forward_cached", "forward_partial", "critic_scores",
+    "row_cache",
 )  # fmt: skip
 
 
@@ -50,6 +52,7 @@ class ModelTraits:
     forward_cached: Callable | None = None
     forward_partial: Callable | None = None
     critic_scores: Callable | None = None
+    row_cache: bool | None = None
 
 
 def model_traits(model: object) -> ModelTraits:
