@@ -157,9 +157,9 @@ class _BatchedSJD:
     def _first_pass(self, drafts: torch.Tensor, cache: ARCache | None) -> torch.Tensor:
         """The given prefix and the first window in one call -> ps [B, W + 1, V] (at the drafts'
         positions and the one after the window)."""
-        given = self.run.prefix if self.run.prefix is not None else drafts[:, :0]
         if not self.cached:
             return self._uncached_pass(drafts)
+        given = self.run.prefix if self.run.prefix is not None else drafts[:, :0]
         fed = torch.cat([given, drafts], 1)
         logits = self.guided(fed, cache, self._scales(torch.zeros_like(self.rows), fed.shape[1] + 1))
         cache.per_row(self.length + self.window + 1)
