@@ -42,13 +42,12 @@ from mgm.checks import check_int
 from mgm.decoding.ar import prepare_ar
 from mgm.decoding.registry import AR, Method, register
 from mgm.decoding.result import DecodeResult, JacobiRecord
-from mgm.decoding.sampling import Generators, gumbel_noise, token_distribution, uniform
+from mgm.decoding.sampling import Generators, draw, token_distribution, uniform
 from mgm.models.ar_transformer import ARCache
 from mgm.models.conditioning import Condition
 from mgm.models.protocols import model_traits
 
 INITS = ("random", "prev", "above")
-_TINY = 1e-30
 
 
 @dataclass(frozen=True)
@@ -131,12 +130,8 @@ class _BatchedSJD:
 
     # -- draws (each row from its own generator when there is one per sample)
 
-    def _gumbel(self, shape) -> torch.Tensor:
-        return gumbel_noise(shape, self.run.generator, self.device)
-
     def _draw(self, probs: torch.Tensor) -> torch.Tensor:
-        """One token per row of probs [B, ..., V] (Gumbel-max on log-probabilities)."""
-        return (probs.clamp_min(_TINY).log() + self._gumbel(probs.shape)).masked_fill(probs <= 0, -torch.inf).argmax(-1)
+        return draw(probs, self.run.generator)
 
     def _uniform_q(self, *shape) -> torch.Tensor:
         return torch.full((*shape, self.vocab), 1.0 / self.vocab, dtype=torch.float64, device=self.device)

@@ -59,6 +59,13 @@ def gumbel_noise(shape: tuple[int, ...], generator: Generators, device: torch.de
     return -torch.log(neg_log_u.clamp_min(_TINY))
 
 
+def draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """One token per row of ``probs`` [B, ..., V] (Gumbel-max on log-probabilities, so zero
+    entries are never drawn; row b from generator b when there is one per sample)."""
+    noise = gumbel_noise(probs.shape, generator, probs.device)
+    return (probs.log() + noise).argmax(-1)
+
+
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Set logits outside the top-k and outside the top-p nucleus to -inf (last dim = vocab)."""
     if top_k is not None and top_k < logits.shape[-1]:

@@ -35,7 +35,7 @@ from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.maskgit import check_logits, position_priority
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult, StepRecord
-from mgm.decoding.sampling import Generators, gumbel_noise, token_distribution, uniform
+from mgm.decoding.sampling import Generators, draw, token_distribution, uniform
 from mgm.decoding.trajectory import trajectory_decode
 from mgm.models.conditioning import Condition
 from mgm.schedules import get_mask_schedule
@@ -82,13 +82,6 @@ class VerifiedOptions:
         if self.order is not None:
             return self.order
         return "halton" if self.target == "sequential" else "confidence"
-
-
-def draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
-    """One token per row of ``probs`` [B, ..., V] (Gumbel-max on log-probabilities; row b from
-    generator b when there is one per sample)."""
-    noise = gumbel_noise(probs.shape, generator, probs.device)
-    return (probs.log() + noise).argmax(-1)
 
 
 def speculative_accept(
