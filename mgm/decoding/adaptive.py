@@ -31,8 +31,8 @@ from typing import ClassVar
 import torch
 
 from mgm.checks import check_int, check_number
+from mgm.decoding.cached import CacheOptions, passes_for
 from mgm.decoding.canvas import MaskedRun, prepare_masked
-from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.maskgit import check_logits, sample_and_score, step_record
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
@@ -46,7 +46,7 @@ RULES = ("threshold", "factor")
 
 
 @dataclass(frozen=True)
-class ThresholdOptions:
+class ThresholdOptions(CacheOptions):
     """tau: the probability a token needs to be committed ("threshold" rule).
     rule: "threshold" or "factor" (Fast-dLLM's; uses ``factor``).
     factor: f of the factor rule, > 0.
@@ -54,7 +54,10 @@ class ThresholdOptions:
         schedule's floor asks for more.
     max_steps: the step cap. schedule: the mask schedule over max_steps that is the floor: after
         step t no more tokens stay masked than MaskGIT with max_steps steps would leave.
-    early_exit: stop when every sample is done (one host sync per step)."""
+    early_exit: stop when every sample is done (one host sync per step).
+    cached / refresh: cached decoding (``mgm.decoding.cached``); with early_exit each partial
+    pass's size is read per step (rounded up to a bucket), without it the schedule's floor
+    bounds it before the loop."""
 
     tau: float = 0.9
     rule: str = "threshold"
@@ -65,6 +68,7 @@ class ThresholdOptions:
     early_exit: bool = True
 
     HELP: ClassVar[dict] = {
+        **CacheOptions.HELP,
         "tau": "commit tokens whose probability is at least this (threshold, credit)",
         "rule": "threshold or factor (Fast-dLLM's rules)",
         "factor": "f of the factor rule",
@@ -74,6 +78,7 @@ class ThresholdOptions:
     }
 
     def __post_init__(self):
+        super().__post_init__()
         check_number(self.tau, "tau", above=0, maximum=1)
         if self.rule not in RULES:
             raise ValueError(f"rule={self.rule!r}: expected one of {list(RULES)}")
@@ -159,23 +164,24 @@ class Credit:
         return logits.scatter_add(-1, top[..., None], boost)
 
 
-def adaptive_reveal(run: MaskedRun, guided: GuidedModel, own: ThresholdOptions, credit: Credit | None):
+def adaptive_reveal(run: MaskedRun, passes, own: ThresholdOptions, credit: Credit | None):
     """The adaptive loop -> (codes [B, K, N], trace, passes run, LongTensor[B] steps per sample)."""
     codes = run.codes
     masked = run.spec.is_masked(codes)
     most_left = masked_counts(masked.flatten(1).sum(1), own.max_steps, own.schedule)  # (B, T): the floor
+    passes.start(masked, None if own.early_exit else most_left)
     scales = run.guidance_scales(own.max_steps)
     per_sample = torch.zeros(run.batch_size, dtype=torch.long, device=run.device)
-    trace, passes = [], 0
+    trace, nfe = [], 0
     for step in range(own.max_steps):
         if own.early_exit and step > 0 and not bool(masked.any()):  # the one host sync per step
             break
-        logits = guided(codes, scales[step])
+        logits = passes(codes, masked, scales[step])
         if step == 0:
             check_logits(logits, codes, run.spec)
         if credit is not None:
             logits = credit.fuse(logits)
-        passes += 1
+        nfe += 1
         tau = run.choice_temperature(step, own.max_steps)
         sampled, log_probs, confidence = sample_and_score(logits, run.sampling, tau, run.generator)
         probs = drawn_probability(logits, sampled, run.sampling).flatten(1)
@@ -189,9 +195,11 @@ def adaptive_reveal(run: MaskedRun, guided: GuidedModel, own: ThresholdOptions, 
         per_sample += flat_masked.any(-1)
         codes = torch.where(commit, sampled, codes)
         masked = masked & ~commit
-        trace.append(step_record(step, commit, log_probs, scales[step], tau))
+        record = step_record(step, commit, log_probs, scales[step], tau)
+        record.queries = passes.queries
+        trace.append(record)
         run.step_done(step, codes)
-    return codes, trace, passes, per_sample
+    return codes, trace, nfe, per_sample
 
 
 def _adaptive_decode(method, model, spec, batch_size, cond, generator, init_codes, editable, options, credit: bool):
@@ -199,11 +207,11 @@ def _adaptive_decode(method, model, spec, batch_size, cond, generator, init_code
         model, spec, method, options, batch_size=batch_size, cond=cond, generator=generator,
         init_codes=init_codes, editable=editable,
     )  # fmt: skip
-    guided = GuidedModel(run.model, run.cond)
+    passes = passes_for(run, own.cached, own.refresh)
     fusion = Credit(tuple(run.codes.shape), run.device, own.credit_decay, own.credit_strength) if credit else None
     with run.autocast():
-        codes, trace, passes, per_sample = adaptive_reveal(run, guided, own, fusion)
-    return DecodeResult(codes=codes, nfe=passes, trace=trace, nfe_per_sample=per_sample)
+        codes, trace, nfe, per_sample = adaptive_reveal(run, passes, own, fusion)
+    return DecodeResult(codes=codes, nfe=nfe, trace=trace, nfe_per_sample=per_sample, compute=passes.compute)
 
 
 @torch.inference_mode()

@@ -18,7 +18,7 @@ from mgm.decoding.options import NoOptions, RunOptions, SamplingOptions
 from mgm.decoding.registry import AR, Method, register
 from mgm.decoding.result import DecodeResult
 from mgm.decoding.sampling import Generators, check_generator, sample_tokens
-from mgm.models.ar_transformer import ARCache
+from mgm.models.cache import KVCache
 from mgm.models.conditioning import Condition
 from mgm.models.protocols import model_traits
 from mgm.schedules.annealing import guidance_scale_at
@@ -32,7 +32,7 @@ class GuidedAR:
         self.paired = guided and cond is not None
         self.cond = Condition.cat([cond, cond.null()]) if self.paired else cond
 
-    def __call__(self, tokens: torch.Tensor, cache: ARCache | None, scale: float) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, cache: KVCache | None, scale: float) -> torch.Tensor:
         if not self.paired:
             return self.model(tokens, self.cond, cache=cache)
         logits = self.model(torch.cat([tokens, tokens]), self.cond, cache=cache)
@@ -147,7 +147,7 @@ def ar_decode(
     guided = run.guided()
     empty = torch.zeros(run.batch_size, 0, dtype=torch.long, device=run.device)
     tokens = empty if run.prefix is None else run.prefix
-    cache, feed, nfe = ARCache(), tokens, 0
+    cache, feed, nfe = KVCache(), tokens, 0
     while tokens.shape[1] < length:
         logits = guided(feed, cache, run.guidance_scale(tokens.shape[1]))[:, -1]  # (B, V): the next token's
         feed = sample_tokens(logits, s.temperature, s.top_k, s.top_p, run.generator)[:, None]

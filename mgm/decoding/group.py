@@ -14,10 +14,10 @@ from typing import ClassVar
 
 import torch
 
+from mgm.decoding.cached import CacheOptions, passes_for
 from mgm.decoding.canvas import MaskedRun, prepare_masked
-from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.maskgit import iterative_reveal
-from mgm.decoding.recap import CachedGuidedModel, recap_reveal
+from mgm.decoding.recap import recap_reveal
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult
 from mgm.decoding.sampling import Generators
@@ -32,11 +32,12 @@ PLAN_OPTIONS = ("steps", "schedule", "span", "guidance_low", "group_size")
 
 
 @dataclass(frozen=True)
-class GroupOptions:
+class GroupOptions(CacheOptions):
     """The group plan: a GroupPlan, or a plan name ("soundstorm", "magnet", "gipd", "joint") with
     its builder's options (``steps``: one count for every group or one per group; ``schedule``;
     magnet's ``span`` and ``guidance_low``; gipd's ``group_size``). ``full_first`` /
-    ``cheap_per_full``: decode each group by ReCAP's full and cheap steps (None: MaskGIT's)."""
+    ``cheap_per_full``: decode each group by ReCAP's full and cheap steps (None: MaskGIT's).
+    ``cached`` / ``refresh``: cached decoding within each group (each group starts with a full pass)."""
 
     plan: str | GroupPlan = "soundstorm"
     steps: int | tuple[int, ...] | None = None
@@ -50,6 +51,7 @@ class GroupOptions:
     # A new plan makes the saved options of another plan meaningless (pipelines drop them).
     RESETS: ClassVar[dict] = {"plan": PLAN_OPTIONS}
     HELP: ClassVar[dict] = {
+        **CacheOptions.HELP,
         "plan": "codebook-group plan: soundstorm, magnet, gipd, joint",
         "steps": "decoding steps: one count for every group, or one per group",
         "span": "magnet: frames masked together",
@@ -60,6 +62,7 @@ class GroupOptions:
     }
 
     def __post_init__(self):
+        super().__post_init__()
         if isinstance(self.steps, list):
             object.__setattr__(self, "steps", tuple(self.steps))
         given = sorted(self.plan_options())
@@ -107,22 +110,18 @@ def group_decode(
 
     Arguments as ``maskgit_decode``'s; ``options``: ``GroupOptions`` (the plan and its options,
     e.g. ``plan="magnet", steps=[20, 10, 10, 10]``), the sampling and the run options. ``nfe``
-    is the sum of the groups' steps; with reuse, ``compute`` counts full-pass equivalents.
+    is the sum of the groups' steps; ``compute`` counts full-pass equivalents (less than nfe
+    with reuse or cached decoding).
     """
     run, own = prepare_masked(
         model, spec, GROUP, options, batch_size=batch_size, cond=cond, generator=generator,
         init_codes=init_codes, editable=editable,
     )  # fmt: skip
     plan, reuse = own.group_plan(spec.num_codebooks), own.reuse
-    if run.run.compile and reuse is not None:
-        raise ValueError("compile=True is not supported with reuse (ReCAP's cheap passes vary in shape)")
-    if reuse is None:
-        guided = GuidedModel(run.model, run.cond)
-    else:
-        guided = CachedGuidedModel(run.model, run.cond, run.sampling.guidance_scale > 0)
+    passes = passes_for(run, own.cached, own.refresh, reuse=reuse is not None)
     codes = run.codes
     in_group = plan.group_masks(run.device)  # (G, K)
-    trace, compute = [], 0.0
+    trace = []
     # Every step's guidance scale up front: the loop below stays free of host-side tensor reads.
     group_scales = [_group_scales(run, plan, num_steps) for num_steps in plan.steps]
     with run.autocast():
@@ -130,14 +129,12 @@ def group_decode(
             candidates = spec.is_masked(codes) & in_group[g][None, :, None]
             common = dict(schedule=plan.schedule, scales=scales, span=plan.span, first_step=len(trace))
             if reuse is None:
-                codes, records = iterative_reveal(run, guided, codes, candidates, num_steps, **common)
-                compute += num_steps
+                codes, records = iterative_reveal(run, passes, codes, candidates, num_steps, **common)
             else:
                 kinds = reuse.kinds(num_steps)
-                codes, records, cost = recap_reveal(run, guided, codes, candidates, num_steps, kinds=kinds, **common)
-                compute += cost
+                codes, records, _ = recap_reveal(run, passes, codes, candidates, num_steps, kinds=kinds, **common)
             trace.extend(records)
-    return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace, compute=compute)
+    return DecodeResult(codes=codes, nfe=plan.nfe, trace=trace, compute=passes.compute)
 
 
 def _group_scales(run: MaskedRun, plan: GroupPlan, num_steps: int) -> list[float]:

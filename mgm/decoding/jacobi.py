@@ -18,7 +18,7 @@ above, ``row_length`` tokens back; q a point mass on it; uniform where there is 
 
 The whole batch advances together: every row moves by its own accepted length in one batched
 forward per iteration. A model declaring ``row_cache`` (``ARTransformer``) keeps one KV cache
-with per-row lengths (``ARCache.per_row``), and each iteration feeds W + 1 tokens per row; any
+with per-row lengths (``KVCache.per_row``), and each iteration feeds W + 1 tokens per row; any
 other causal AR callable is fed each row's whole sequence so far (committed tokens, then the
 window, then filler the causal mask never lets earlier positions see) with no cache. Acceptance,
 residual draws (Gumbel-max) and the window refill are tensor operations with fixed shapes, so the
@@ -43,7 +43,7 @@ from mgm.decoding.ar import prepare_ar
 from mgm.decoding.registry import AR, Method, register
 from mgm.decoding.result import DecodeResult, JacobiRecord
 from mgm.decoding.sampling import Generators, draw, token_distribution, uniform
-from mgm.models.ar_transformer import ARCache
+from mgm.models.cache import KVCache
 from mgm.models.conditioning import Condition
 from mgm.models.protocols import model_traits
 
@@ -149,7 +149,7 @@ class _BatchedSJD:
         s = self.run.sampling
         return token_distribution(logits, s.temperature, s.top_k, s.top_p)
 
-    def _first_pass(self, drafts: torch.Tensor, cache: ARCache | None) -> torch.Tensor:
+    def _first_pass(self, drafts: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         """The given prefix and the first window in one call -> ps [B, W + 1, V] (at the drafts'
         positions and the one after the window)."""
         if not self.cached:
@@ -160,7 +160,7 @@ class _BatchedSJD:
         cache.per_row(self.length + self.window + 1)
         return self._distributions(logits[:, self.given :])
 
-    def _cached_pass(self, drafts: torch.Tensor, cache: ARCache) -> torch.Tensor:
+    def _cached_pass(self, drafts: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Pending token (the newest committed, not yet cached) and window -> ps [B, W + 1, V]."""
         pending = self.tokens.gather(1, (self.count - 1)[:, None])
         lengths = self.count - 1
@@ -233,7 +233,7 @@ class _BatchedSJD:
             self.tokens[:, : self.given] = run.prefix
         self.count = torch.full((b,), self.given, dtype=torch.long, device=self.device)
         self.last_p = self._uniform_q(b)
-        cache = ARCache() if self.cached else None
+        cache = KVCache() if self.cached else None
         drafts, qs = self._refill(torch.zeros_like(self.count), *self._empty_window())
         committed, passes = [], torch.zeros(b, dtype=torch.long, device=self.device)
         for step in range(self.length - self.given):

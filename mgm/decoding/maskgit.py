@@ -14,8 +14,8 @@ from typing import ClassVar
 import torch
 
 from mgm.checks import check_int
+from mgm.decoding.cached import CacheOptions, passes_for
 from mgm.decoding.canvas import MaskedRun, prepare_masked
-from mgm.decoding.guidance import GuidedModel
 from mgm.decoding.options import SamplingOptions
 from mgm.decoding.registry import MASKED, Method, register
 from mgm.decoding.result import DecodeResult, StepRecord
@@ -29,21 +29,24 @@ from mgm.tokens import TokenSpec
 
 
 @dataclass(frozen=True)
-class MaskGITOptions:
+class MaskGITOptions(CacheOptions):
     """MaskGIT's own knobs: ``num_steps`` steps T (one forward each), the mask ``schedule``
-    (a name from ``mgm.schedules`` or a callable gamma(r))."""
+    (a name from ``mgm.schedules`` or a callable gamma(r)), the reveal ``order``, and cached
+    decoding (``CacheOptions``: cached, refresh)."""
 
     num_steps: int = 12
     schedule: str | MaskSchedule = "cosine"
     order: str | torch.Tensor = "confidence"
 
     HELP: ClassVar[dict] = {
+        **CacheOptions.HELP,
         "num_steps": "decoding steps (one model pass each)",
         "schedule": "mask schedule",
         "order": "which masked tokens a step reveals: confidence, halton, locality or random",
     }
 
     def __post_init__(self):
+        super().__post_init__()
         check_int(self.num_steps, "num_steps")
         get_mask_schedule(self.schedule)
         check_order(self.order)
@@ -72,25 +75,26 @@ def maskgit_decode(
         init_codes: LongTensor[B, K, N] to start from (mask ids where to generate).
         editable: BoolTensor[B, K, N] / [K, N] / [N]; positions outside it are returned unchanged.
         options: ``MaskGITOptions`` (num_steps, schedule, order: see ``mgm.schedules.orders``),
-            ``SamplingOptions`` (temperature,
+            ``cached`` / ``refresh`` (``mgm.decoding.cached``), ``SamplingOptions`` (temperature,
             top_k, top_p, guidance_scale, guidance_annealing, choice_temperature,
             choice_temperature_annealing) and ``RunOptions`` (device, dtype, compile, callback).
 
-    ``nfe == num_steps``: one (batched, guided) forward per step.
+    ``nfe == num_steps``: one (batched, guided) forward per step; ``compute`` counts a cached
+    step's partial pass over Q of N positions as Q / N.
     """
     run, own = prepare_masked(
         model, spec, MASKGIT, options, batch_size=batch_size, cond=cond, generator=generator,
         init_codes=init_codes, editable=editable,
     )  # fmt: skip
-    guided = GuidedModel(run.model, run.cond)
+    passes = passes_for(run, own.cached, own.refresh)
     candidates = spec.is_masked(run.codes)
     priority = position_priority(run, own.order)
     with run.autocast():
         codes, trace = iterative_reveal(
-            run, guided, run.codes, candidates, own.num_steps, own.schedule, run.guidance_scales(own.num_steps),
+            run, passes, run.codes, candidates, own.num_steps, own.schedule, run.guidance_scales(own.num_steps),
             priority=priority,
         )  # fmt: skip
-    return DecodeResult(codes=codes, nfe=own.num_steps, trace=trace)
+    return DecodeResult(codes=codes, nfe=own.num_steps, trace=trace, compute=passes.compute)
 
 
 def position_priority(run: MaskedRun, order) -> torch.Tensor | None:
@@ -106,7 +110,7 @@ def position_priority(run: MaskedRun, order) -> torch.Tensor | None:
 
 def iterative_reveal(
     run: MaskedRun,
-    guided: GuidedModel,
+    passes,
     codes: torch.Tensor,
     candidates: torch.Tensor,
     num_steps: int,
@@ -123,11 +127,13 @@ def iterative_reveal(
     confidences are averaged over aligned spans of frames, so spans are kept or re-masked whole.
     ``first_step`` numbers the trace records (and the callback's steps). ``priority``
     FloatTensor[B, K, N]: a fixed order of reveal (higher first) instead of the confidences.
+    ``passes``: ``FullPasses`` or ``CachedPasses`` (``mgm.decoding.cached``), which run each step.
     """
     masked_after = masked_counts(candidates.flatten(1).sum(1), num_steps, schedule)  # (B, T)
+    passes.start(candidates, masked_after)
     trace = []
     for step in range(num_steps):
-        logits = guided(codes, scales[step])  # (B, K, N, V)
+        logits = passes(codes, candidates, scales[step])  # (B, K, N, V)
         if step == 0:
             check_logits(logits, codes, run.spec)
         tau = run.choice_temperature(step, num_steps)
@@ -135,7 +141,9 @@ def iterative_reveal(
         codes, candidates, revealed = reveal_step(
             codes, candidates, sampled, confidence if priority is None else priority, masked_after[:, step], span
         )
-        trace.append(step_record(first_step + step, revealed, log_probs, scales[step], tau))
+        record = step_record(first_step + step, revealed, log_probs, scales[step], tau)
+        record.queries = passes.queries
+        trace.append(record)
         run.step_done(first_step + step, codes)
     return codes, trace
 

@@ -15,6 +15,8 @@ import weakref
 import torch
 from torch import nn
 
+from mgm.models.protocols import ModelWrapper
+
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -45,16 +47,46 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def compiled(model: nn.Module) -> nn.Module:
+def compiled(model: nn.Module) -> CompiledModel:
     """The model behind ``torch.compile``, compiled once per model object and compile mode.
 
-    On a GPU the mode is "reduce-overhead" (the forward captured as a CUDA graph); elsewhere the
-    default mode (inductor's fused kernels; CUDA graphs do not apply). The compiled module shares
-    the model's parameters and answers its attributes (``spec``...).
+    On a GPU the mode is "reduce-overhead" (each pass captured as a CUDA graph); elsewhere the
+    default mode (inductor's fused kernels; CUDA graphs do not apply). The forward compiles with
+    static shapes (every step feeds the whole canvas); the feature-reuse passes too, each on its
+    own: ``forward_cached`` static, ``forward_partial`` with dynamic shapes, since its query count
+    changes from step to step (cached decoding and ReCAP). The result shares the model's
+    parameters and answers its declared traits (``spec``...).
     """
     param = next(iter(model.parameters()), None)
     mode = "reduce-overhead" if param is not None and param.is_cuda else "default"
     per_mode = _COMPILED.setdefault(model, {})
     if mode not in per_mode:
-        per_mode[mode] = torch.compile(model, mode=mode, dynamic=False)
+        per_mode[mode] = CompiledModel(model, mode)
     return per_mode[mode]
+
+
+class CompiledModel(ModelWrapper):
+    """A model's forward and its declared passes (``forward_cached``, ``forward_partial``) each
+    through ``torch.compile``, compiled on first use."""
+
+    DYNAMIC = {"forward_cached": False, "forward_partial": True}  # the passes compiled, and their shapes
+
+    def __init__(self, model: nn.Module, mode: str):
+        super().__init__(model)
+        self.mode = mode
+        self.forward = torch.compile(model, mode=mode, dynamic=False)
+        self.passes: dict[str, object] = {}
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name in CompiledModel.DYNAMIC:
+            method = getattr(self.__dict__["model"], name, None)
+            if method is None:
+                return None
+            passes = self.__dict__["passes"]
+            if name not in passes:
+                passes[name] = torch.compile(method, mode=self.__dict__["mode"], dynamic=CompiledModel.DYNAMIC[name])
+            return passes[name]
+        return super().__getattr__(name)

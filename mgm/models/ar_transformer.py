@@ -5,11 +5,11 @@ is the distribution of token i given ``tokens[:, :i]`` and the condition (``logi
 the first token's), L >= 0. The condition is one prefix token: a class label, the learned null
 label for classifier-free guidance, or a learned start token for an unconditional model.
 
-With a cache (``ARCache``), a call feeds the tokens that follow the cached ones and returns
-logits [B, M + 1, V] where ``logits[:, j]`` is the distribution of token ``cache.length + j``;
-the new tokens' keys/values are appended, and ``cache.truncate(n)`` rolls back to n tokens
-(speculative decoding rejects drafts that way). Multi-codebook tokens are flattened before
-(frame-major: all K codebooks of frame 0, then frame 1, ...).
+With a cache (``mgm.models.cache.KVCache``, empty at first), a call feeds the tokens that
+follow the cached ones and returns logits [B, M + 1, V] where ``logits[:, j]`` is the
+distribution of token ``cache.length + j``; the new tokens' keys/values are appended, and
+``cache.truncate(n)`` rolls back to n tokens (speculative decoding rejects drafts that way).
+Multi-codebook tokens are flattened before (frame-major: all K codebooks of frame 0, then 1...).
 
 Per-row lengths (a model declaring ``row_cache = True``): after ``cache.per_row(capacity)`` the
 cache holds static buffers and ``cache.lengths`` LongTensor[B], the tokens cached per row. A call
@@ -24,58 +24,14 @@ Legend: B batch, L tokens, P = 1 prefix token, D width, H heads, E head width, V
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from mgm.checks import check_int
 from mgm.io import PretrainedMixin
+from mgm.models.cache import KVCache
 from mgm.models.conditioning import Condition
 from mgm.models.layers import Block, check_transformer_size, init_weights
-
-
-@dataclass
-class ARCache:
-    """Keys/values [B, H, P + n, E] per block and final hidden states [B, P + n, D] of the prefix
-    and the first n tokens. Start with ``ARCache()``; the model fills it."""
-
-    keys: list[torch.Tensor] | None = None
-    values: list[torch.Tensor] | None = None
-    hidden: torch.Tensor | None = None
-    num_prefix: int = 1
-    lengths: torch.Tensor | None = None  # LongTensor[B] tokens cached per row, once ``per_row`` is called
-
-    @property
-    def length(self) -> int:
-        """Tokens cached (the prefix not counted); 0 for an empty cache. Shared-length caches only."""
-        if self.lengths is not None:
-            raise ValueError("a per-row cache has one length per row: read cache.lengths")
-        return 0 if self.hidden is None else self.hidden.shape[1] - self.num_prefix
-
-    def per_row(self, capacity: int) -> None:
-        """Turn a filled shared-length cache into static buffers with room for ``capacity`` tokens
-        per row (the prefix not counted) and per-row ``lengths`` (all the current length)."""
-        if self.hidden is None:
-            raise ValueError("per_row: the cache is empty; fill it with a first call")
-        length = self.length
-        if capacity < length:
-            raise ValueError(f"capacity={capacity}: expected at least the {length} tokens already cached")
-        pad = capacity - length
-        grow = lambda x, dim: torch.cat([x, x.new_zeros(*x.shape[:dim], pad, *x.shape[dim + 1 :])], dim)  # noqa: E731
-        self.keys = [grow(k, 2) for k in self.keys]
-        self.values = [grow(v, 2) for v in self.values]
-        self.hidden = grow(self.hidden, 1)
-        self.lengths = torch.full((self.hidden.shape[0],), length, dtype=torch.long, device=self.hidden.device)
-
-    def truncate(self, length: int) -> None:
-        """Keep the first ``length`` tokens (plus the prefix). Shared-length caches only."""
-        if not 0 <= length <= self.length:
-            raise ValueError(f"length={length}: expected 0 <= length <= {self.length} cached tokens")
-        keep = self.num_prefix + length
-        self.keys = [k[:, :, :keep] for k in self.keys]
-        self.values = [v[:, :, :keep] for v in self.values]
-        self.hidden = self.hidden[:, :keep]
 
 
 class ARTransformer(PretrainedMixin, nn.Module):
@@ -132,7 +88,7 @@ class ARTransformer(PretrainedMixin, nn.Module):
             raise ValueError("cond.context given, but ARTransformer conditions on class labels only")
         return self.label_emb(labels)[:, None]
 
-    def forward(self, tokens: torch.Tensor, cond: Condition | None = None, cache: ARCache | None = None):
+    def forward(self, tokens: torch.Tensor, cond: Condition | None = None, cache: KVCache | None = None):
         """tokens [B, L] -> logits [B, L + 1, V] (see the module doc for the cached form)."""
         if cache is not None and cache.lengths is not None:
             return self._forward_rows(tokens, cache)
@@ -164,12 +120,12 @@ class ARTransformer(PretrainedMixin, nn.Module):
             x = x + block.mlp(block.norm2(x))
         hidden = self.norm(x)
         if cache is not None:
-            cache.keys, cache.values = keys, values
+            cache.keys, cache.values, cache.num_prefix = keys, values, 1
             cache.hidden = hidden if cache.hidden is None else torch.cat([cache.hidden, hidden], 1)
             hidden = cache.hidden[:, -(new + 1) :]  # the last cached position predicts the first new token
         return self.head(hidden)
 
-    def _forward_rows(self, tokens: torch.Tensor, cache: ARCache) -> torch.Tensor:
+    def _forward_rows(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """The per-row-lengths call (module doc): tokens [B, M] at positions lengths[r] + j."""
         b, new = tokens.shape
         p, start = cache.num_prefix, cache.lengths

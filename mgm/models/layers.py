@@ -164,17 +164,18 @@ class Block(nn.Module):
         context=None,
         context_mask=None,
         rotary: Rotary | None = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """x: [B, Q, D] at sequence indices ``index`` [B, Q]; they attend to the cached (keys, values)
         [B, H, L, E] of every index, with their own entries replaced by fresh ones. ``rotary``: the
-        angles of the query rows (cos, sin each [B, 1, Q, E / 2]). Returns [B, Q, D]."""
+        angles of the query rows (cos, sin each [B, 1, Q, E / 2]). Returns ([B, Q, D], the
+        (keys, values) attended to: the cached ones with the queries' entries fresh)."""
         h = self.norm1(x)
         fresh_k, fresh_v = self.attn.keys_values(h, rotary)  # (B, H, Q, E)
         where = index[:, None, :, None].expand_as(fresh_k)
         k = cached[0].scatter(2, where, fresh_k)
         v = cached[1].scatter(2, where, fresh_v)
         x = x + self.dropout(self.attn(h, keys_values=(k, v), rotary=rotary))
-        return self._cross_and_mlp(x, context, context_mask)
+        return self._cross_and_mlp(x, context, context_mask), (k, v)
 
 
 def init_weights(module: nn.Module) -> None:

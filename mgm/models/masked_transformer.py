@@ -7,30 +7,16 @@ else 0), S context length, D width, V logit width = max codebook size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mgm.checks import check_int
 from mgm.io import PretrainedMixin
+from mgm.models.cache import KVCache
 from mgm.models.conditioning import Condition
 from mgm.models.layers import Block, Rotary, check_transformer_size, grid_rotary_angles, init_weights
 from mgm.tokens import TokenSpec
-
-
-@dataclass
-class KVCache:
-    """Every block's self-attention keys/values from a full pass (``MaskedTransformer.forward_cached``).
-
-    keys[l], values[l]: [B, H, P + N, E] for block l; P condition prefix tokens come first.
-    An explicit object passed in and out: the model keeps no decoding state.
-    """
-
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
-    num_prefix: int
-    num_positions: int
 
 
 class MaskedTransformer(PretrainedMixin, nn.Module):
@@ -169,10 +155,10 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             x, (key, value) = block.forward_cached(x, context, context_mask, rotary)
             keys.append(key)
             values.append(value)
-        return self._logits(x), KVCache(keys, values, self.num_prefix, n)
+        return self._logits(x), KVCache(keys, values, self.num_prefix)
 
     def forward_partial(
-        self, codes: torch.Tensor, positions: torch.Tensor, cond: Condition | None, cache: KVCache
+        self, codes: torch.Tensor, positions: torch.Tensor, cond: Condition | None, cache: KVCache, update: bool = False
     ) -> torch.Tensor:
         """Logits at a few positions, reusing the cached keys/values of all the others.
 
@@ -180,19 +166,25 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         positions in [0, N)). Each query position computes fresh keys/values from its own token and
         attends to them plus the cache's entries for every other position (and the condition
         prefix). ``cond`` must be the condition the cache was made with. Returns [B, K, Q, V].
-        Cost: the projections and MLPs scale with Q; attention with Q * (P + N).
+        ``update``: also write the fresh keys/values into the cache (cached masked decoding),
+        so later passes see the queried positions as they are now; a position repeated in
+        ``positions`` must carry the same token each time. Cost: the projections and MLPs scale
+        with Q; attention with Q * (P + N).
         """
         b, k, q = codes.shape
         if tuple(positions.shape) != (b, q):
             raise ValueError(f"positions: shape {tuple(positions.shape)}; expected [{b}, {q}] to match codes")
-        if cache.keys[0].shape[0] != b:
-            raise ValueError(f"cache: batch {cache.keys[0].shape[0]} does not match codes' batch {b}")
+        if cache.batch_size != b:
+            raise ValueError(f"cache: batch {cache.batch_size} does not match codes' batch {b}")
         x = self.token_emb(codes + self.code_offsets).sum(1) + self.positions()[positions]  # (B, Q, D)
         _, context, context_mask = self.embed_condition(cond, b, codes.device)
         index = positions + cache.num_prefix
         rotary = self._rotary(index[:, None])  # (B, 1, Q, E / 2): one row of angles per query
-        for block, key, value in zip(self.blocks, cache.keys, cache.values):
-            x = block.forward_partial(x, index, (key, value), context, context_mask, rotary)
+        for layer, block in enumerate(self.blocks):
+            cached = (cache.keys[layer], cache.values[layer])
+            x, (key, value) = block.forward_partial(x, index, cached, context, context_mask, rotary)
+            if update:
+                cache.keys[layer], cache.values[layer] = key, value
         return self._logits(x, prefix=0)
 
     def _rotary(self, index: torch.Tensor) -> Rotary | None:

@@ -11,7 +11,7 @@ Masked model: ``model(codes[B, K, N], cond) -> logits[B, K, N, V]``, optionally 
     (a token critic: ``mgm.models.critic.CriticModel``).
 AR model: ``model(tokens[B, L], cond, cache=None) -> logits[B, L + 1, V]``, optionally with
     vocab_size (int), max_length (int), num_classes (int), row_cache (True: it honours an
-    ``ARCache`` with per-row lengths, ``mgm.models.ar_transformer``).
+    ``KVCache`` with per-row lengths, ``mgm.models.cache``).
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ class _CountingModel(ModelWrapper):
         if name not in COUNTED_PASSES or inner is None:
             return inner
 
-        def counted(*args):
-            out = inner(*args)
+        def counted(*args, **kwargs):
+            out = inner(*args, **kwargs)
             self.bar.update(1)
             return out
 

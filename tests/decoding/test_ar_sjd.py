@@ -36,7 +36,7 @@ class MarkovTable:
             past = torch.zeros(b, 1, 1) if cache.hidden is None else cache.hidden
             start = past.shape[1] - 1
             cache.hidden = torch.cat([past, tokens[..., None].float()], 1)
-            cache.keys, cache.values = [], []
+            cache.keys, cache.values, cache.num_prefix = [], [], 1
             history = cache.hidden[:, 1:, 0].long()
         rows = []
         for j in range(m + 1):

@@ -37,9 +37,9 @@ class Counting(ModelWrapper):
         self.batches.append(codes.shape[0])
         return self.model.forward_cached(codes, cond)
 
-    def forward_partial(self, codes, positions, cond, cache):
+    def forward_partial(self, codes, positions, cond, cache, **kwargs):
         self.batches.append(codes.shape[0])
-        return self.model.forward_partial(codes, positions, cond, cache)
+        return self.model.forward_partial(codes, positions, cond, cache, **kwargs)
 
     def critic_scores(self, codes, cond):
         self.critic_batches.append(codes.shape[0])

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mgm.models import Condition
-from mgm.models.ar_transformer import ARCache, ARTransformer
+from mgm.models.ar_transformer import ARTransformer
+from mgm.models.cache import KVCache
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_cache_in_chunks_equals_one_pass_and_truncate_rolls_back(ar_model):
     tokens = torch.randint(7, (2, 9))
     cond = Condition(labels=torch.tensor([1, 0]))
     full = ar_model(tokens, cond)
-    cache = ARCache()
+    cache = KVCache()
     parts = [ar_model(tokens[:, :3], cond, cache=cache)]
     parts.append(ar_model(tokens[:, 3:4], cond, cache=cache)[:, 1:])
     parts.append(ar_model(tokens[:, 4:9], cond, cache=cache)[:, 1:])
