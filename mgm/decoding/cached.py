@@ -191,8 +191,9 @@ def query_counts(candidates: torch.Tensor, masked_after: torch.Tensor) -> list[i
     holding a candidate at step t - 1's input (the first step's entry is N, a full pass).
 
     candidates BoolTensor[B, K, N]; masked_after LongTensor[B, T]: the candidate tokens left
-    masked after each step. With one codebook, tokens are positions and the bound is exact;
-    with K > 1 it is min(N, the tokens). One host read, before the loop.
+    masked after each step. Where each position holds one candidate at most (one codebook, or a
+    group of one), tokens are positions and the bound is exact; else it is min(N, the tokens).
+    One host read, before the loop.
     """
     b, k, n = candidates.shape
     before = torch.cat([candidates.flatten(1).sum(1, keepdim=True), masked_after[:, :-1]], dim=1)  # (B, T)

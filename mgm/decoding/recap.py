@@ -149,13 +149,14 @@ def _last_cheap_step(kinds: tuple[bool, ...], step: int) -> int:
 
 def _query_counts(candidates: torch.Tensor, masked_after: torch.Tensor, kinds: tuple[bool, ...]) -> list:
     """Per full step, the cheap queries Q of its chunk (the most chunk positions any sample has),
-    read off the mask counts before decoding when there is one codebook (chunk tokens = chunk positions),
-    so the loop never reads a count back from the device and the chunk's cheap steps have one
-    static shape. With K > 1 codebooks tokens may share positions: None (measured per chunk).
+    read off the mask counts before decoding when each position holds one candidate at most (one
+    codebook, or a group of one: chunk tokens = chunk positions), so the loop never reads a count
+    back from the device and the chunk's cheap steps have one static shape. Where tokens share
+    positions (K > 1 codebooks decoded together): None (measured per chunk).
     """
     counts: list[int | None] = [None] * len(kinds)
     full_steps = [t for t, full in enumerate(kinds) if full]
-    if candidates.shape[1] > 1 or not full_steps:
+    if not full_steps or bool((candidates.sum(1) > 1).any()):
         return counts
     total = candidates.flatten(1).sum(1, keepdim=True)
     masked_before = torch.cat([total, masked_after[:, :-1]], dim=1)  # (B, T)
