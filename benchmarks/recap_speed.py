@@ -1,4 +1,4 @@
-"""MaskGIT against ReCAP feature reuse on the shipped pipelines: speed, compute and quality.
+"""MaskGIT against ReCAP feature reuse and cached decoding on the shipped pipelines: speed, compute and quality.
 
     .venv/bin/python -m benchmarks.recap_speed [--modality image|audio|motion] [--num 512] [--repeats 7]
         [--match TEXT...] [--out FILE] [--markdown FILE]
@@ -52,6 +52,11 @@ def _maskgit(num_steps: int) -> dict:
     return {"method": MASKGIT.name, "num_steps": num_steps}
 
 
+def _cached(decode: dict, refresh: int) -> dict:
+    """Cached decoding (dKV-Cache, ``mgm.decoding.cached``) on ``decode``: a full pass every ``refresh`` steps."""
+    return {**decode, "cached": True, "refresh": refresh}
+
+
 IMAGE_METHODS = {
     "maskgit 12": _maskgit(12),
     "recap 12 (2 full, then 1 cheap per full)": _recap(12, 2, 1),
@@ -59,6 +64,11 @@ IMAGE_METHODS = {
     "recap 12 (1 full, then 3 cheap per full)": _recap(12, 1, 3),
     "maskgit 6": _maskgit(6),
     "recap 18 (2 full, then 2 cheap per full)": _recap(18, 2, 2),
+    "maskgit 12, cached (refresh 2)": _cached(_maskgit(12), 2),
+    "maskgit 12, cached (refresh 4)": _cached(_maskgit(12), 4),
+    "maskgit 12, cached (refresh 12)": _cached(_maskgit(12), 12),
+    "recap 12 (2 full, then 1 cheap per full), cached (refresh 4)": _cached(_recap(12, 2, 1), 4),
+    "recap 12 (1 full, then 3 cheap per full), cached (refresh 12)": _cached(_recap(12, 1, 3), 12),
 }
 _SOUNDSTORM = {"method": GROUP.name, "plan": "soundstorm"}
 _GIPD = {"method": GROUP.name, "plan": "gipd", "steps": [12, 6]}
@@ -70,6 +80,8 @@ AUDIO_METHODS = {
     "gipd (12,6) + reuse (2 full, then 1 cheap per full)": _recap(0, 2, 1, **_GIPD),
     "joint maskgit 12": _maskgit(12),
     "joint recap 12 (2 full, then 1 cheap per full)": _recap(12, 2, 1),
+    "soundstorm, cached (refresh 4)": _cached(_SOUNDSTORM, 4),
+    "joint maskgit 12, cached (refresh 4)": _cached(_maskgit(12), 4),
 }
 
 
@@ -136,6 +148,8 @@ MOTION_METHODS = {
     "recap 10 (2 full, then 1 cheap per full)": _recap(10, 2, 1),
     "recap 10 (1 full, then 2 cheap per full)": _recap(10, 1, 2),
     "maskgit 5": _maskgit(5),
+    "maskgit 10, cached (refresh 2)": _cached(_maskgit(10), 2),
+    "maskgit 10, cached (refresh 5)": _cached(_maskgit(10), 5),
 }
 
 
