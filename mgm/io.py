@@ -35,6 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mgm.checks import check_device
+from mgm.hub import HubMixin, resolve_folder
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -398,9 +399,9 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
 
 
-class PretrainedMixin:
-    """``save_pretrained(dir)`` / ``from_pretrained(dir)`` for an nn.Module whose constructor
-    arguments are kept, JSON-serialisable, in ``self.config``."""
+class PretrainedMixin(HubMixin):
+    """``save_pretrained(dir)`` / ``from_pretrained(dir or hub id)`` / ``push_to_hub(repo_id)`` for
+    an nn.Module whose constructor arguments are kept, JSON-serialisable, in ``self.config``."""
 
     config_name = "config.json"
     weights_name = "model.safetensors"
@@ -416,11 +417,24 @@ class PretrainedMixin:
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
-        """Load a folder written by ``save_pretrained``. Before anything is built, the config is
-        checked against the constructor (``check_config``) and the weights against the module it
-        builds (``check_weights``); each refusal names the file and the key."""
-        directory = check_folder(directory, f"a saved {cls.__name__}")
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        map_location: str | torch.device = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+    ):
+        """Load a folder written by ``save_pretrained``, or a hub id ("org/name") of one, through
+        huggingface_hub's cache (``mgm.hub``: ``revision``, ``cache_dir``, ``local_files_only``;
+        offline with HF_HUB_OFFLINE). Before anything is built, the config is checked against the
+        constructor (``check_config``) and the weights against the module it builds
+        (``check_weights``); each refusal names the file and the key."""
+        directory = resolve_folder(
+            directory, f"a saved {cls.__name__}", cls.config_name, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )  # fmt: skip
         map_location = check_device(map_location, "map_location")
         check_manifest(directory)
         path = directory / cls.config_name

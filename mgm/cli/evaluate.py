@@ -38,7 +38,7 @@ import torch
 
 from mgm.checks import check_device
 from mgm.cli.options import CLIParser, add_decode_options, cli_main, decode_options, positive_int
-from mgm.cli.tasks import load_pipeline
+from mgm.cli.tasks import load_pipeline, resolve_model
 from mgm.decoding.registry import AR, MASKED
 from mgm.io import check_output_file, check_output_folder
 
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--captions-seed", type=int, default=3, help="seed of the real held-out clips giving captions and lengths"
     )
     for p in (image, audio, motion):
-        p.add_argument("--model", help="pipeline folder (default: the shipped pipeline)")
+        p.add_argument("--model", help="pipeline folder or hub id org/name (default: the shipped pipeline)")
         p.add_argument("--samples", help="score this folder of samples instead of generating")
         p.add_argument("--num", type=int, default=512, help="samples to generate")
         p.add_argument("--batch-size", type=positive_int, default=64)
@@ -96,6 +96,7 @@ def _check(args: argparse.Namespace) -> None:
             f"--num {args.num}: motion R-precision ranks batches of {R_PRECISION_BATCH}; "
             f"expected at least {R_PRECISION_BATCH}"
         )
+    resolve_model(args)
     for name in ("samples", "reference_folder", "judge", "model", "evaluator"):
         folder = getattr(args, name, None)
         if folder and not Path(folder).is_dir():

@@ -42,10 +42,22 @@ def call_options(args: argparse.Namespace) -> dict:
     return {**decode_options(args), "seed": args.seed, "batch_size": args.batch_size, "progress": True}
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """What every subcommand checks before loading anything: the output folder and the device."""
+def resolve_model(args: argparse.Namespace, marker: str = "pipeline.json") -> None:
+    """``--model`` given as a hub id ("org/name"): replaced by the local folder of its cached
+    snapshot (downloaded unless offline, ``mgm.hub``), so the rest reads a folder on disk."""
+    from mgm.hub import looks_like_repo_id, resolve_folder
+
+    model = getattr(args, "model", None)
+    if model and not Path(model).exists() and looks_like_repo_id(model):
+        args.model = str(resolve_folder(model, f"--model {model}: a saved mgm folder", marker))
+
+
+def check_args(args: argparse.Namespace, marker: str = "pipeline.json") -> None:
+    """What every subcommand checks before loading anything: the output folder and the device;
+    then a hub id ``--model`` is fetched (or found in the cache) as a folder with ``marker``."""
     check_output_folder(args.out, "--out")
     check_device(args.device, "--device")
+    resolve_model(args, marker)
 
 
 def generate_codes(args: argparse.Namespace) -> list[Path]:
@@ -53,7 +65,7 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
     from mgm.models import Condition, MaskedTransformer
     from mgm.pipelines.settings import CallOptions, sample_generators
 
-    check_args(args)
+    check_args(args, "config.json")
     out = Path(args.out) / "codes.safetensors"
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")

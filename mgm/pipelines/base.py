@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from mgm.checks import check_device
 from mgm.decoding import DecodeResult
 from mgm.decoding.registry import AR, MASKED
+from mgm.hub import HubMixin, resolve_folder
 from mgm.io import atomic_folder, check_config, check_folder, check_manifest, load_json, save_json
 from mgm.models import Condition, CriticModel, MaskedTransformer, TokenCritic
 from mgm.models.critic import check_critic_fits
@@ -66,7 +67,7 @@ COUNTED_PASSES = ("forward_cached", "forward_partial", "critic_scores")  # model
 DECODE_CHUNK = 64  # samples the tokenizer decodes at once (``Pipeline.decode_tokens``)
 
 
-class Pipeline:
+class Pipeline(HubMixin):
     """Base of every pipeline. Subclasses set the tokenizer and model classes, the decoder kind
     ("masked" or "ar") and the modality's inputs and outputs."""
 
@@ -322,11 +323,24 @@ class Pipeline:
             self._critic.save_pretrained(folder / "critic")
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: torch.device | str = "cpu"):
-        """Load a pipeline folder. ``pipeline.json`` is checked against the pipeline's constructor
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        device: torch.device | str = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+    ):
+        """Load a pipeline folder, or a hub id ("org/name") of one through huggingface_hub's cache
+        (``mgm.hub``: ``revision``, ``cache_dir``, ``local_files_only``; offline with
+        HF_HUB_OFFLINE). ``pipeline.json`` is checked against the pipeline's constructor
         (``mgm.io.check_config``) and its decode settings against the registry before the
         components load (each checked the same way)."""
-        directory = check_folder(directory, f"a saved {cls.__name__}")
+        directory = resolve_folder(
+            directory, f"a saved {cls.__name__}", PIPELINE_CONFIG, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )  # fmt: skip
         device = check_device(device)
         check_manifest(directory)
         path = directory / PIPELINE_CONFIG

@@ -14,6 +14,7 @@ import torch
 from diffusers import VQModel
 from torch import nn
 
+from mgm.hub import HubMixin
 from mgm.io import (
     atomic_folder,
     check_config,
@@ -29,7 +30,7 @@ from mgm.tokens import TokenSpec
 VQ_WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' weights file name
 
 
-class ImageVQ(nn.Module):
+class ImageVQ(HubMixin, nn.Module):
     """Wraps a diffusers ``VQModel``; ``image_size`` is its ``sample_size`` unless given."""
 
     def __init__(self, vq: VQModel, image_size: int | None = None):
