@@ -26,4 +26,6 @@ stage 230 "peers, eager" $py -m benchmarks.decode_speed --device cuda --dtype bf
 stage 120 "step vs graph" $py -m benchmarks.gpu_step --compile --out "$out/gpu_step.json"
 stage 150 "mgm, compile=True" $py -m benchmarks.decode_speed --device cuda --dtype bfloat16 --cast --compile \
     --methods mgm --match maskgit_decode --batch-sizes 1 32 --repeats 5 --out "$out/decode_speed_cuda_compile.json"
+stage 300 "training step" $py -m benchmarks.train_speed --batch-sizes 32 64 128 --steps 8 --fsdp \
+    --out "$out/train_speed.json" --markdown "$out/train_speed.md"
 grep -E "^=== |FAILED|passed|failed|Error" "$log" | tail -40

@@ -150,3 +150,25 @@ def test_rotary_model_reuse_passes_match_the_full_pass(shape, num_classes):
     plain.load_state_dict(model.state_dict())  # same weights, no rotary: the angles are not parameters
     assert not torch.allclose(plain(codes, cond), full, atol=1e-5)
     assert plain.config["rotary"] is False and model.config["rotary"] is True
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = MaskedTransformer([8], [3, 3], dim=16, depth=2, num_heads=2, num_classes=2)
+    codes = torch.randint(8, (4, 1, 9))
+    cond = Condition(labels=torch.tensor([0, 1, 0, 1]))
+
+    def grads():
+        model.zero_grad()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            loss = model(codes, cond).square().mean()
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters()], sum(saved)
+
+    plain, kept_plain = grads()
+    model.gradient_checkpointing = True
+    checkpointed, kept_checkpointed = grads()
+    assert kept_checkpointed < kept_plain / 2, "the blocks' activations are not kept"
+    for a, b in zip(plain, checkpointed):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7 * float(a.abs().max()) + 1e-12)
