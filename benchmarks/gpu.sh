@@ -28,4 +28,6 @@ stage 150 "mgm, compile=True" $py -m benchmarks.decode_speed --device cuda --dty
     --methods mgm --match maskgit_decode --batch-sizes 1 32 --repeats 5 --out "$out/decode_speed_cuda_compile.json"
 stage 300 "training step" $py -m benchmarks.train_speed --batch-sizes 32 64 128 --steps 8 --fsdp \
     --out "$out/train_speed.json" --markdown "$out/train_speed.md"
+stage 240 "decoders side by side" $py -m benchmarks.train_speed --no-training --decoders \
+    --out "$out/decoders_side_by_side.json" --markdown "$out/decoders_side_by_side.md"
 grep -E "^=== |FAILED|passed|failed|Error" "$log" | tail -40

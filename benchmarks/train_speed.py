@@ -16,6 +16,14 @@ and peak memory. A batch that runs out of memory is a row that says so.
 FSDPStrategy on one device (the transformer block as the wrap unit, bf16-mixed): a check of its
 wiring, with its steps/s. It needs CUDA; elsewhere the row says it was skipped.
 
+``--decoders`` also times this turn's decoders side by side at the shape with random weights, per
+sample at batch 1 and 32 (median of 3 after a warm-up, bf16 autocast, guidance at the shape's
+scale): MaskGIT-12 eager and compiled, ReCAP, cached decoding (refresh 2 and 4), threshold and
+verified (maskgit target) decoding, all compiled; and an AR transformer of about 300M parameters
+over 256 tokens (width 1024, 24 blocks) with ``ar`` against batched ``sjd`` at batch 1 and 16.
+Random weights give near-uniform distributions, which SJD accepts readily, so its pass counts
+here are an upper bound of what a trained model gets; the row says its passes per sample.
+
 On the CPU (``--shape tiny --device cpu``) the script runs end to end so it is tested where no GPU
 is lent (compile off there unless asked: inductor's CPU compile takes minutes at large shapes).
 """
@@ -144,6 +152,80 @@ def fsdp_check(shape, batch: int, device, steps: int) -> dict:
     return {"batch": batch, "steps": steps + WARMUP, "seconds": elapsed, "final_loss": loss, "wrapped_blocks": wrapped}
 
 
+MASKED_DECODERS = {  # row -> (method, options); compile applies to every row but the eager one
+    "maskgit 12, eager": ("maskgit", {"num_steps": 12}),
+    "maskgit 12, compiled": ("maskgit", {"num_steps": 12}),
+    "recap 12 (2 full, 1 cheap per full), compiled": ("recap", {"num_steps": 12}),
+    "maskgit 12 cached (refresh 2), compiled": ("maskgit", {"num_steps": 12, "cached": True, "refresh": 2}),
+    "maskgit 12 cached (refresh 4), compiled": ("maskgit", {"num_steps": 12, "cached": True, "refresh": 4}),
+    "threshold tau 0.9, max 12, compiled": ("threshold", {"tau": 0.9, "max_steps": 12}),
+    "verified maskgit-12 trajectory, draft 1, compiled": ("verified", {"target": "maskgit", "draft": 1}),
+}
+
+
+def decoder_rows(shape, device, repeats: int, batches=(1, 32), compile: bool = True) -> list[dict]:
+    """Per-sample decode times of the masked decoders at ``shape`` (random weights); without
+    ``compile`` the "compiled" rows run eager (and say so)."""
+    from benchmarks.timing import time_runs
+    from mgm.decoding import METHODS
+    from mgm.models import Condition
+
+    model = build_masked_transformer(shape, device)
+    rows = []
+    for name, (method, options) in MASKED_DECODERS.items():
+        if not compile:
+            if name == "maskgit 12, compiled":
+                continue  # it would repeat the eager row
+            name = name.replace("compiled", "eager")
+        for batch in batches:
+            cond = Condition(context=prompt_context(shape, batch, device))
+            run = dict(batch_size=batch, cond=cond, guidance_scale=shape.guidance, dtype="bfloat16",
+                       compile="eager" not in name, **options)  # fmt: skip
+            result = {}
+
+            def decode(run=run, method=method, result=result):
+                generator = torch.Generator(device).manual_seed(0)
+                result["r"] = METHODS[method].decode(model, model.spec, generator=generator, **run)
+
+            ms = statistics.median(time_runs(decode, repeats, warmup=1))
+            r = result["r"]
+            rows.append({"method": name, "batch": batch, "ms_per_sample": ms / batch, "nfe": r.nfe,
+                         "compute": r.compute})  # fmt: skip
+            print(rows[-1], flush=True)
+    return rows
+
+
+def ar_rows(device, repeats: int, small: bool, batches=(1, 16)) -> list[dict]:
+    """AR against batched SJD on an AR transformer of ~300M parameters over 256 tokens (random weights)."""
+    from benchmarks.timing import time_runs
+    from mgm.decoding import METHODS
+    from mgm.models import ARTransformer, Condition
+
+    torch.manual_seed(0)
+    size = dict(vocab_size=64, max_length=16, dim=32, depth=1) if small else dict(vocab_size=8192, max_length=256,
+                                                                                 dim=1024, depth=24)  # fmt: skip
+    model = ARTransformer(**size, num_heads=2 if small else 16, num_classes=10).to(device).eval()
+    length = size["max_length"]
+    rows = []
+    for method, options in (("ar", {}), ("sjd", {"window": 16}), ("sjd", {"window": 8})):
+        for batch in batches:
+            cond = Condition(labels=torch.arange(batch, device=device) % 10)
+            result = {}
+
+            def decode(method=method, options=options, cond=cond, batch=batch, result=result):
+                generator = torch.Generator(device).manual_seed(0)
+                result["r"] = METHODS[method].decode(model, length, batch_size=batch, cond=cond, generator=generator,
+                                                     **options)  # fmt: skip
+
+            ms = statistics.median(time_runs(decode, repeats, warmup=1))
+            passes = float(result["r"].passes_per_sample().double().mean())
+            name = method + "".join(f", {k} {v}" for k, v in options.items())
+            rows.append({"method": name, "batch": batch, "ms_per_sample": ms / batch, "passes_per_sample": passes,
+                         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6})  # fmt: skip
+            print(rows[-1], flush=True)
+    return rows
+
+
 def nvidia_driver() -> str | None:
     import subprocess
 
@@ -165,6 +247,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--compile", dest="compile", action="store_true", default=None)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--fsdp", action="store_true")
+    parser.add_argument("--decoders", action="store_true", help="also time the decoders side by side")
+    parser.add_argument("--no-training", dest="training", action="store_false", help="skip the training sweep")
     parser.add_argument("--out")
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
@@ -183,7 +267,7 @@ def main(argv=None) -> dict:
               "matmul_peak": peak, "rows": []}  # fmt: skip
     if device.type == "cuda":
         report["driver"] = nvidia_driver()
-    for batch in args.batch_sizes:
+    for batch in args.batch_sizes if args.training else []:
         flops = step_flops(shape, batch, device, dtype)
         for checkpointing in (False, True):
             row = measure(shape, batch, device, dtype, compile, checkpointing, args.steps, flops)
@@ -195,6 +279,10 @@ def main(argv=None) -> dict:
     if args.fsdp:
         report["fsdp"] = fsdp_check(shape, args.batch_sizes[0], device, args.steps)
         print("fsdp", report["fsdp"], flush=True)
+    if args.decoders:
+        small = args.shape == "tiny"
+        report["decoders"] = decoder_rows(shape, device, 3, (1, 2) if small else (1, 32), compile)
+        report["ar"] = ar_rows(device, 3, small, (1, 2) if small else (1, 16))
     done = [r for r in report["rows"] if "mfu" in r]
     report["best"] = max(done, key=lambda r: r["mfu"]) if done else None
     write_report(report, args.out, args.markdown, markdown_table(report), echo=False)
@@ -219,6 +307,13 @@ def markdown_table(report: dict) -> str:
                      f"{r['tflops']:.2f} | {r['mfu']:.1%} | {memory} |")  # fmt: skip
     if "fsdp" in report:
         lines += ["", f"FSDP on one device (Lightning FSDPStrategy, blocks wrapped): {report['fsdp']}"]
+    for key, title in (("decoders", "masked decoders"), ("ar", "AR against batched SJD")):
+        if key in report:
+            lines += ["", f"{title} (random weights):", "", "| method | batch | ms / sample | passes |",
+                      "| --- | --- | --- | --- |"]  # fmt: skip
+            for r in report[key]:
+                passes = r.get("passes_per_sample", r.get("nfe"))
+                lines.append(f"| {r['method']} | {r['batch']} | {r['ms_per_sample']:.2f} | {passes:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -16,3 +16,12 @@ def test_train_speed_runs_on_the_cpu(tmp_path):
     assert "skipped" in report["fsdp"]
     assert json.loads((tmp_path / "r.json").read_text())["shape"] == "tiny"
     assert "| 2 | True |" in (tmp_path / "r.md").read_text()
+
+
+def test_train_speed_decoders_run_on_the_cpu(tmp_path):
+    report = train_speed.main(["--shape", "tiny", "--device", "cpu", "--no-training", "--no-compile", "--decoders",
+                               "--matmul-size", "64", "--out", str(tmp_path / "r.json")])  # fmt: skip
+    methods = {r["method"] for r in report["decoders"]}
+    assert "maskgit 12, eager" in methods and "maskgit 12 cached (refresh 2), eager" in methods
+    assert all(r["ms_per_sample"] > 0 for r in report["decoders"] + report["ar"])
+    assert {r["method"] for r in report["ar"]} == {"ar", "sjd, window 16", "sjd, window 8"}
