@@ -71,9 +71,11 @@ def build_system(shape, device: torch.device, compile: bool, checkpointing: bool
 
 def train_step(system, optimizer, batch: dict, device: torch.device, dtype: torch.dtype):
     def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            loss, _ = system.masked_loss(batch, train=True)
-        loss.backward()
+        # enable_grad: a caller (another benchmark in the same process) may have turned gradients off.
+        with torch.enable_grad():
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                loss, _ = system.masked_loss(batch, train=True)
+            loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss
