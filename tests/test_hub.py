@@ -158,3 +158,16 @@ def test_the_cli_loads_a_hub_id_from_the_cache(tiny_image_pipeline, tmp_path, mo
     with pytest.raises(SystemExit) as exit_:
         main(["image", "--model", "me/absent", "--num", "1", "--out", str(tmp_path / "out2")])
     assert exit_.value.code == 2
+
+
+def test_an_image_vq_loads_from_the_cache_through_diffusers(tiny_vq, tmp_path):
+    """ImageVQ's hub ids go through diffusers' own loader, which reads the same cache."""
+    from mgm.tokenizers import ImageVQ
+
+    tiny_vq.save_pretrained(tmp_path / "vq")
+    cache_repo(tmp_path / "cache", "org/vq", tmp_path / "vq")
+    loaded = ImageVQ.from_pretrained("org/vq", cache_dir=tmp_path / "cache", local_files_only=True)
+    images = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded.encode(images), tiny_vq.encode(images))
+    with pytest.raises(FileNotFoundError, match="org/absent"):
+        ImageVQ.from_pretrained("org/absent", cache_dir=tmp_path / "cache", local_files_only=True)
