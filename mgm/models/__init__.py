@@ -6,6 +6,7 @@ from mgm.models.conditioning import Condition
 from mgm.models.critic import CriticModel, TokenCritic
 from mgm.models.masked_transformer import MaskedTransformer
 from mgm.models.text import HFTextEncoder, TextEncoding, WordTextEncoder
+from mgm.models.transformers_ar import TransformersAR
 
 __all__ = [
     "ARTransformer",
@@ -16,5 +17,6 @@ __all__ = [
     "MaskedTransformer",
     "TextEncoding",
     "TokenCritic",
+    "TransformersAR",
     "WordTextEncoder",
 ]

@@ -27,13 +27,16 @@ class KVCache:
     hidden states [B, P + S, D] where the model keeps them (AR), else None; ``lengths``:
     LongTensor[B], the filled slots per row once ``per_row`` made them static buffers, else None
     (every slot filled). ``KVCache()`` is the empty cache a model fills on its first call, setting
-    ``num_prefix`` too. A model may keep only some of these (a test table keeps only ``hidden``)."""
+    ``num_prefix`` too; ``prefix_mask``: BoolTensor[B, P] (True = a real prefix slot) where the
+    prefix is padded to one length (prompts of different lengths), else None. A model may keep only
+    some of these (a test table keeps only ``hidden``)."""
 
     keys: list[torch.Tensor] | None = None
     values: list[torch.Tensor] | None = None
     num_prefix: int = 0
     hidden: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
+    prefix_mask: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
