@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference-folder", help="real samples to take the reference statistics from instead")
         p.add_argument("--cache-dir", default="outputs/eval/reference", help="where reference statistics are kept")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument(
+            "--devices",
+            type=positive_int,
+            default=1,
+            help="processes (one per GPU, or CPU processes) that each generate a share of the samples",
+        )
         p.add_argument("--out", default="outputs/eval/report.json", help="JSON report")
         p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     return parser
@@ -96,6 +102,8 @@ def _check(args: argparse.Namespace) -> None:
             f"--num {args.num}: motion R-precision ranks batches of {R_PRECISION_BATCH}; "
             f"expected at least {R_PRECISION_BATCH}"
         )
+    if args.devices > 1 and args.samples:
+        raise ValueError(f"--devices {args.devices} splits the generation; --samples reads a folder in one process")
     resolve_model(args)
     for name in ("samples", "reference_folder", "judge", "model", "evaluator"):
         folder = getattr(args, name, None)
@@ -158,33 +166,46 @@ def _is_ar(args: argparse.Namespace) -> bool:
     return _asks_ar(args)
 
 
-def _generate(pipe, args: argparse.Namespace, evaluation) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """(samples on the CPU, labels, timing) for --num samples cycled over the classes."""
-    ar = pipe.decoder_kind == AR
+def _generate(pipe, args: argparse.Namespace, evaluation, ranks) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(this rank's samples on the CPU, their labels, its timing) of --num samples cycled over the
+    classes: its block of whole batches (``mgm.parallel``), the same samples in any number of processes."""
     decode = decode_options(args)
     labels = torch.arange(args.num) % pipe.num_classes if pipe.num_classes else None
+    block = ranks.blocks(args.num, args.batch_size)
+    labels = None if labels is None else labels[block.start : block.stop]
+    timing = {"decode_s": 0.0, "total_s": 0.0, "passes": 0.0, "compute": 0.0, "batches": 0}
+    if not block:
+        return torch.zeros(0), labels, timing
     start = time.perf_counter()
     result = pipe.generate_codes(
-        args.num, labels=labels, seed=args.seed, batch_size=args.batch_size, progress=True, **decode
-    )
-    decode_s = time.perf_counter() - start
+        len(block), labels=labels, seed=args.seed, batch_size=args.batch_size, progress=ranks.is_main,
+        first_index=block.start, **decode,
+    )  # fmt: skip
+    timing["decode_s"] = time.perf_counter() - start
     samples = pipe.tokenizer.decode(result.codes).cpu()
-    total_s = time.perf_counter() - start
+    timing["total_s"] = time.perf_counter() - start
     if args.modality == "audio" and pipe.sample_rate != evaluation.sample_rate:
         import torchaudio
 
         samples = torchaudio.functional.resample(samples, pipe.sample_rate, evaluation.sample_rate)
-    batches = -(-args.num // args.batch_size)
-    timing = {
-        "nfe_per_sample": float(result.passes_per_sample().double().mean()),
-        "compute_full_passes_per_sample": result.compute / batches,
-        "ms_per_sample_decoding": 1000 * decode_s / args.num,
-        "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,
-        "settings": pipe.settings.update(**decode).to_config(),
-    }
-    if ar:  # AR / SJD passes run on a KV cache over a few tokens: no full-pass equivalent
-        del timing["compute_full_passes_per_sample"]
+    timing.update(passes=float(result.passes_per_sample().double().sum()), compute=result.compute,
+                  batches=-(-len(block) // args.batch_size))  # fmt: skip
     return samples, labels, timing
+
+
+def _merged_timing(pipe, args: argparse.Namespace, timings: list[dict]) -> dict:
+    """The run's timing from every rank's: passes per sample over all samples, compute per batch,
+    wall time per sample of the slowest rank (the ranks run at once)."""
+    timing = {
+        "nfe_per_sample": sum(t["passes"] for t in timings) / args.num,
+        "compute_full_passes_per_sample": sum(t["compute"] for t in timings) / sum(t["batches"] for t in timings),
+        "ms_per_sample_decoding": 1000 * max(t["decode_s"] for t in timings) / args.num,
+        "ms_per_sample_with_tokenizer": 1000 * max(t["total_s"] for t in timings) / args.num,
+        "settings": pipe.settings.update(**decode_options(args)).to_config(),
+    }
+    if pipe.decoder_kind == AR:  # AR / SJD passes run on a KV cache over a few tokens: no full-pass equivalent
+        del timing["compute_full_passes_per_sample"]
+    return timing
 
 
 def _generate_motion(pipe, args: argparse.Namespace):
@@ -227,8 +248,15 @@ def _generate_motion(pipe, args: argparse.Namespace):
     return MotionSamples(generated, tokens * downsample, clips.captions), clips.labels, timing, real
 
 
-def evaluate(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace) -> dict | None:
+    """The report (rank 0; None on the other ranks of a --devices run)."""
     _check(args)
+    if args.devices > 1 and args.modality == "motion":
+        raise ValueError(f"--devices {args.devices}: motion scores (R-precision, Diversity) run in one process for now")
+    from mgm.parallel import launch
+
+    ranks = launch(args.devices, args.device)
+    args.device = ranks.device
     torch.set_grad_enabled(False)
     pipe, evaluation = _load(args)
     real = None
@@ -238,14 +266,24 @@ def evaluate(args: argparse.Namespace) -> dict:
     elif args.modality == "motion":
         samples, labels, timing, real = _generate_motion(pipe, args)
     else:
-        samples, labels, timing = _generate(pipe, args, evaluation)
+        samples, labels, rank_timing = _generate(pipe, args, evaluation, ranks)
+        names = list(evaluation.extractors)
+        shard = evaluation.shard_scores(samples, labels, names) if len(samples) else {"count": 0}
+        shards, timings = ranks.gather(shard), ranks.gather(rank_timing)
+        if not ranks.is_main:
+            return None
+        timing = _merged_timing(pipe, args, timings)
     references = {
         name: evaluation.reference(name, args.reference_num, args.reference_seed, args.cache_dir, args.reference_folder)
         for name in evaluation.extractors
     }
-    scores = evaluation.score(samples, labels, references)
+    if args.samples or args.modality == "motion":
+        scores = evaluation.score(samples, labels, references)
+    else:
+        scores = evaluation.merge_scores(shards, references)
     if real is not None:  # the real clips the captions came from: what a perfect model would score
         scores.update({f"real_{k}": v for k, v in evaluation.score(real, labels, references).items()})
+    num_samples = len(samples) if args.samples or args.modality == "motion" else args.num
     cpu = platform.processor() or platform.machine()
     device = (
         torch.cuda.get_device_name()
@@ -255,7 +293,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     report = {
         "modality": args.modality,
         "source": args.samples or (args.model or "shipped pipeline"),
-        "num_samples": len(samples),
+        "num_samples": num_samples,
+        "processes": args.devices,
         "reference": args.reference_folder or f"embedded, {args.reference_num} samples, seed {args.reference_seed}",
         "machine": f"{device}, torch {torch.__version__}",
         **timing,

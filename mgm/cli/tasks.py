@@ -57,6 +57,10 @@ def check_args(args: argparse.Namespace, marker: str = "pipeline.json") -> None:
     then a hub id ``--model`` is fetched (or found in the cache) as a folder with ``marker``."""
     check_output_folder(args.out, "--out")
     check_device(args.device, "--device")
+    devices = getattr(args, "devices", 1)
+    if devices > 1 and (args.modality != "image" or args.task != "sample"):
+        task = args.modality if args.modality in ("codes", "motion") else f"{args.modality} {args.task}"
+        raise ValueError(f"--devices {devices}: multi-process generation is for image sampling; {task} runs in one")
     resolve_model(args, marker)
 
 
@@ -100,10 +104,14 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
     cls = ARImagePipeline if ar else ImagePipeline
     if ar and args.task != "sample":
         raise ValueError(f"an AR pipeline samples images; {args.task} needs a masked ImagePipeline")
+    from mgm.parallel import launch
+
+    ranks = launch(args.devices, args.device)
+    args.device = ranks.device
     pipe = load_pipeline(cls, args)
     options, labels = call_options(args), parse_labels(args.labels)
     if args.task == "sample":
-        return sample_images(pipe, args, options, labels)
+        return sample_images(pipe, args, options, labels, ranks)
     if not args.input:
         raise ValueError(f"image {args.task} needs --input IMAGE [IMAGE ...]")
     pipe.split_options(options)  # bad options fail before the inputs are read
@@ -124,35 +132,45 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
 GRID_MAX = 100  # samples shown in sample_grid.png (the first ones)
 
 
-def sample_images(pipe, args: argparse.Namespace, options: dict, labels) -> list[Path]:
+def sample_images(pipe, args: argparse.Namespace, options: dict, labels, ranks=None) -> list[Path]:
     """``--num`` samples, ``--batch-size`` at a time, each batch written as it is done: memory
     stays one batch's however many are asked for. The samples are those of one
-    ``pipe.generate(num)`` call (``first_index``); the grid shows the first GRID_MAX."""
+    ``pipe.generate(num)`` call (``first_index``); the grid shows the first GRID_MAX. With
+    ``ranks`` (``mgm.parallel``), this process writes its block of batches, rank 0 the grid; the
+    files are those of one process. Returns every file written (rank 0; [] on the others)."""
     from tqdm import tqdm
 
+    from mgm.parallel import Ranks
     from mgm.pipelines.image_io import check_free, image_grid, write_pngs
 
+    ranks = Ranks() if ranks is None else ranks
     num, batch = args.num, args.batch_size
     pipe.split_options(options)  # bad options fail before anything is decoded
     labels = pipe.resolve_labels(num, labels)
     width = max(3, len(str(num - 1)))
     names = [f"sample_{i:0{width}d}.png" for i in range(num)]
     check_free(args.out, [*names, "sample_grid.png"], args.overwrite)
+    ranks.barrier()  # every rank has checked before any writes
     # Samples cycling through the classes line up as one column per class.
     by_class = not args.labels and pipe.num_classes and num % pipe.num_classes == 0
     shown = min(num, GRID_MAX - GRID_MAX % pipe.num_classes if by_class else GRID_MAX)
+    block = ranks.blocks(num, batch)
     written, preview = [], []
-    with tqdm(total=num, desc="sampling", unit="image") as bar:
-        for first in range(0, num, batch):
-            rows = slice(first, min(num, first + batch))
+    with tqdm(total=len(block), desc="sampling", unit="image", disable=not ranks.is_main) as bar:
+        for first in range(block.start, block.stop, batch):
+            rows = slice(first, min(block.stop, first + batch))
             chosen = None if labels is None else labels[rows]
             call = {**options, "first_index": first, "progress": False}  # one bar for the run, below
             images = pipe.generate(rows.stop - first, labels=chosen, **call)
             written += write_pngs(dict(zip(names[rows], images)), args.out, overwrite=True)
-            preview += list(images[: max(0, shown - len(preview))])
+            preview += list(images[: max(0, shown - first)].cpu())
             bar.update(len(images))
+    written, preview = ranks.gather(written), ranks.gather(preview)
+    if not ranks.is_main:
+        return []
+    preview = [image for part in preview for image in part][:shown]
     grid = image_grid(torch.stack(preview), nrow=pipe.num_classes if by_class else None)
-    return written + write_pngs({"sample_grid.png": grid}, args.out, overwrite=True)
+    return [path for part in written for path in part] + write_pngs({"sample_grid.png": grid}, args.out, overwrite=True)
 
 
 def generate_audio(args: argparse.Namespace) -> list[Path]:

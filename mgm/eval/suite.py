@@ -108,9 +108,33 @@ class Evaluation:
 
     def score(self, samples: torch.Tensor, labels: torch.Tensor | None, references: dict) -> dict[str, float]:
         """Label scores (when labels are known) and a Frechet distance per extractor in ``references``."""
-        scores = {} if labels is None else self.label_scores(samples, labels)
+        return self.merge_scores([self.shard_scores(samples, labels, references)], references)
+
+    # One process's share of a score, and the merge of the shares (mgm.parallel: one shard per rank).
+    mergeable = True  # its label scores are per-sample means, so shards merge exactly
+
+    def shard_scores(self, samples: torch.Tensor, labels: torch.Tensor | None, names) -> dict:
+        """{count, label scores (per-sample means, None without labels), FeatureStatistics per extractor name}."""
+        return {
+            "count": len(samples),
+            "labels": None if labels is None else self.label_scores(samples, labels),
+            "stats": {name: batched_statistics(self.extractors[name][0], samples) for name in names},
+        }
+
+    def merge_scores(self, shards: list[dict], references: dict) -> dict[str, float]:
+        """The scores of the union of ``shards``: label scores weighted by shard size, the features'
+        statistics merged (``FeatureStatistics.merge``) before each Frechet distance."""
+        shards = [shard for shard in shards if shard["count"]]
+        total = sum(shard["count"] for shard in shards)
+        scores = {}
+        if shards[0]["labels"] is not None:
+            for key in shards[0]["labels"]:
+                scores[key] = sum(shard["labels"][key] * shard["count"] for shard in shards) / total
         for name, reference in references.items():
-            scores[f"frechet_{name}"] = batched_statistics(self.extractors[name][0], samples).distance(reference)
+            merged = FeatureStatistics()
+            for shard in shards:
+                merged.merge(shard["stats"][name])
+            scores[f"frechet_{name}"] = merged.distance(reference)
         return scores
 
 
@@ -294,6 +318,8 @@ class MotionEvaluation(Evaluation):
 
         found = classify_motion(samples.features, samples.lengths.clamp(min=2))
         return {"action_agreement": float((found == labels.cpu()).float().mean())}
+
+    mergeable = False  # R-precision ranks batches of 32 and Diversity pairs samples: not per-sample means
 
     def score(self, samples: MotionSamples, labels: torch.Tensor | None, references: dict) -> dict[str, float]:
         from mgm.eval.motion_metrics import diversity, matching_score, r_precision

@@ -204,9 +204,10 @@ class Pipeline(HubMixin):
     def resolve_labels(self, num: int, labels, first: int = 0) -> torch.Tensor | None:
         """LongTensor[num] of class labels, or None for an unconditional model.
 
-        ``labels=None`` cycles through all classes; a shorter list is cycled to ``num``. Labels
-        are class indices (ints) or, where the pipeline has class names, those names. ``first``:
-        the run's index of the first sample (``CallOptions.first_index``), where the cycle starts.
+        ``labels=None`` cycles through all classes; a shorter list is cycled to ``num``; ``num``
+        labels are one per sample. Labels are class indices (ints) or, where the pipeline has class
+        names, those names. ``first``: the run's index of the first sample (``CallOptions.first_index``),
+        where a cycle starts.
         """
         if self.num_classes == 0:
             if labels is not None:
@@ -223,6 +224,8 @@ class Pipeline(HubMixin):
                 f"labels: {labels[bad][0].item()} is not a class of this model; expected labels in "
                 f"[0, {self.num_classes - 1}]"
             )
+        if labels.numel() == num:  # one per sample of this call
+            return labels
         return labels[(first + torch.arange(num)) % labels.numel()]
 
     def _label_ids(self, labels) -> torch.Tensor:
