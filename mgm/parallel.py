@@ -41,6 +41,14 @@ class Ranks:
         last = batches * (self.rank + 1) // self.world_size
         return range(min(num, first * batch_size), min(num, last * batch_size))
 
+    @classmethod
+    def current(cls) -> Ranks:
+        """The ranks of the process group this process is in (a Lightning Trainer's, a Fabric
+        launch's, torchrun's), one process when there is none."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return cls(torch.distributed.get_rank(), torch.distributed.get_world_size())
+        return cls()
+
     def gather(self, value) -> list:
         """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
         if self.world_size == 1:

@@ -61,7 +61,6 @@ def test_two_process_generation_writes_the_files_of_one(tmp_path):
     "module, args, message",
     [
         ("mgm.cli.evaluate", ["image", "--samples", "x", "--devices", "2"], "--devices 2 splits the generation"),
-        ("mgm.cli.evaluate", ["motion", "--devices", "2"], "--devices 2: motion scores"),
         ("mgm.cli.generate", ["audio", "--devices", "2"], "multi-process generation is for image sampling"),
         ("mgm.cli.generate", ["image", "--devices", "0"], "--devices"),
     ],
@@ -84,3 +83,19 @@ def test_a_call_with_one_label_per_sample_keeps_them_after_first_index(tiny_imag
     parts = [pipe.generate_codes(n, labels=labels[f : f + n], seed=3, num_steps=3, first_index=f).codes
              for f, n in ((0, 3), (3, 4))]  # fmt: skip
     assert torch.equal(torch.cat(parts), whole)
+
+
+@pytest.mark.slow
+def test_two_process_motion_evaluation_reports_the_scores_of_one(tmp_path):
+    """Motion's scores rank and pair samples, so rank 0 gathers the motions: every score is one process's."""
+    common = ["motion", "--num", "32", "--batch-size", "8", "--reference-num", "32", "--device", "cpu",
+              "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    reports = []
+    for devices in ("1", "2"):
+        result = run("mgm.cli.evaluate", *common, "--out", str(tmp_path / f"{devices}.json"), "--devices", devices)
+        assert result.returncode == 0, result.stderr[-2000:]
+        reports.append(json.loads((tmp_path / f"{devices}.json").read_text()))
+    one, two = (r["scores"] for r in reports)
+    assert one.keys() == two.keys() and "r_precision_top1" in one
+    for key in one:
+        assert one[key] == pytest.approx(two[key], rel=1e-5, abs=1e-6), key

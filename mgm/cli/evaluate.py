@@ -208,10 +208,12 @@ def _merged_timing(pipe, args: argparse.Namespace, timings: list[dict]) -> dict:
     return timing
 
 
-def _generate_motion(pipe, args: argparse.Namespace):
+def _generate_motion(pipe, args: argparse.Namespace, ranks):
     """(generated MotionSamples on the CPU, labels, timing, the real clips) for --num real held-out
     clips: one motion per clip, for its caption, at its length (rounded down to whole tokens and cut
-    to the longest the model takes). Clips of one length are decoded together (seed --seed + tokens)."""
+    to the longest the model takes). Clips of one length are decoded together (seed --seed + tokens);
+    with several ranks each decodes its block of every length's batches, and rank 0 gathers the
+    motions (None on the other ranks)."""
     from mgm.data.motion_features import FPS
     from mgm.data.motions import make_motions
     from mgm.eval.suite import MotionSamples
@@ -221,29 +223,36 @@ def _generate_motion(pipe, args: argparse.Namespace):
     downsample = pipe.tokenizer.downsample
     tokens = (clips.lengths.clamp(max=pipe.tokenizer.frames_for_tokens(pipe.max_tokens)) // downsample).clamp(min=1)
     generated = torch.zeros(args.num, int(tokens.max()) * downsample, clips.features.shape[-1])
-    nfe, compute, batches, decode_s, total_s = 0, 0.0, 0, 0.0, 0.0
+    mine = []  # the clips this rank decoded
+    timing = {"decode_s": 0.0, "total_s": 0.0, "passes": 0.0, "compute": 0.0, "batches": 0}
     for n in tokens.unique().tolist():
-        rows = (tokens == n).nonzero()[:, 0]
+        group = (tokens == n).nonzero()[:, 0]
+        block = ranks.blocks(len(group), args.batch_size)
+        if not block:
+            continue
+        rows = group[block.start : block.stop]
         frames = n * downsample
         captions = [clips.captions[i] for i in rows.tolist()]
         start = time.perf_counter()
         result = pipe.generate_codes(
-            texts=captions, seconds=frames / FPS, seed=args.seed + n, batch_size=args.batch_size, **decode
-        )
-        decode_s += time.perf_counter() - start
+            texts=captions, seconds=frames / FPS, seed=args.seed + n, batch_size=args.batch_size,
+            first_index=block.start, **decode,
+        )  # fmt: skip
+        timing["decode_s"] += time.perf_counter() - start
         generated[rows, :frames] = pipe.features(result.codes).cpu()
-        total_s += time.perf_counter() - start
+        timing["total_s"] += time.perf_counter() - start
+        mine.append(rows)
         # Sequential passes per clip (they differ per clip under the adaptive rules); compute per batch.
-        nfe += float(result.passes_per_sample().double().sum())
-        compute, batches = compute + result.compute, batches + -(-len(rows) // args.batch_size)
-    timing = {
-        "captions": f"real Motions7 clips, seed {args.captions_seed}",
-        "nfe_per_sample": nfe / args.num,
-        "compute_full_passes_per_sample": compute / batches,
-        "ms_per_sample_decoding": 1000 * decode_s / args.num,
-        "ms_per_sample_with_tokenizer": 1000 * total_s / args.num,
-        "settings": pipe.settings.update(**decode).to_config(),
-    }
+        timing["passes"] += float(result.passes_per_sample().double().sum())
+        timing["compute"] += result.compute
+        timing["batches"] += -(-len(rows) // args.batch_size)
+    mine = torch.cat(mine) if mine else torch.zeros(0, dtype=torch.long)
+    parts, timings = ranks.gather((mine, generated[mine])), ranks.gather(timing)
+    if not ranks.is_main:
+        return None
+    for rows, motions in parts:
+        generated[rows] = motions
+    timing = {"captions": f"real Motions7 clips, seed {args.captions_seed}", **_merged_timing(pipe, args, timings)}
     real = MotionSamples(clips.features, clips.lengths, clips.captions)
     return MotionSamples(generated, tokens * downsample, clips.captions), clips.labels, timing, real
 
@@ -251,8 +260,6 @@ def _generate_motion(pipe, args: argparse.Namespace):
 def evaluate(args: argparse.Namespace) -> dict | None:
     """The report (rank 0; None on the other ranks of a --devices run)."""
     _check(args)
-    if args.devices > 1 and args.modality == "motion":
-        raise ValueError(f"--devices {args.devices}: motion scores (R-precision, Diversity) run in one process for now")
     from mgm.parallel import launch
 
     ranks = launch(args.devices, args.device)
@@ -264,7 +271,10 @@ def evaluate(args: argparse.Namespace) -> dict | None:
         samples, labels = evaluation.read_samples(args.samples)
         timing = {}
     elif args.modality == "motion":
-        samples, labels, timing, real = _generate_motion(pipe, args)
+        generated = _generate_motion(pipe, args, ranks)
+        if generated is None:
+            return None
+        samples, labels, timing, real = generated
     else:
         samples, labels, rank_timing = _generate(pipe, args, evaluation, ranks)
         names = list(evaluation.extractors)

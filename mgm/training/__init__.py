@@ -3,7 +3,12 @@
 from mgm.training.ar import ARTraining
 from mgm.training.callbacks import ImageSampleGrid, SavePipeline, SavePretrained
 from mgm.training.codec import CodecTraining
-from mgm.training.datamodules import CodesDataModule, CodesFileDataModule, MarkovCodesDataModule
+from mgm.training.datamodules import (
+    CodesDataModule,
+    CodesFileDataModule,
+    MarkovCodesDataModule,
+    StreamingCodesDataModule,
+)
 from mgm.training.masked import MaskedTokenTraining, condition_from_batch
 from mgm.training.motion_vq import MotionVQTraining
 
@@ -14,6 +19,7 @@ __all__ = [
     "ImageSampleGrid",
     "SavePipeline",
     "CodesFileDataModule",
+    "StreamingCodesDataModule",
     "MarkovCodesDataModule",
     "MaskedTokenTraining",
     "MotionVQTraining",

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Subset
 from mgm.data.audio_io import AUDIO_EXTENSIONS, audio_frames, read_audio
 from mgm.data.pretokenize import pretokenize
 from mgm.data.tones import CLASSES, TonesDataset
+from mgm.parallel import Ranks
 from mgm.training.datamodules import CodesDataModule, SplitDataModule
 
 
@@ -224,9 +225,10 @@ class PretokenizedAudioDataModule(CodesDataModule):
         self.audio, self.tokenizer_dir, self.cache = audio, tokenizer, cache
 
     def prepare_data(self) -> None:
-        """Encode into ``cache`` once, on one process per node (Lightning calls this before
-        ``setup`` and makes the other ranks wait); ``setup`` on every rank then reads the cache."""
-        self.load()
+        """Encode into ``cache`` once. In one process, here; under several ranks (DDP), ``setup``
+        encodes on all of them, each its share, merged into the one cache (``mgm.data.pretokenize``)."""
+        if Ranks.current().world_size == 1:
+            self.load()
 
     def load(self):
         from mgm.tokenizers.audio_encodec import EncodecTokenizer

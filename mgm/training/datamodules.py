@@ -115,3 +115,66 @@ class MarkovCodesDataModule(CodesDataModule):
         seq = self.chain.sample(self.num_sequences, self.length, labels, g)
         spec = TokenSpec((self.chain.vocab_size,), (self.length,))
         return seq[:, None, :], labels if self.chain.num_classes > 1 else None, spec
+
+
+class _EpochLoader(ResumableLoader):
+    """A loader over a ``StreamingCodes`` that moves it to the next epoch's order at each pass."""
+
+    def __init__(self, dataset, batch_size: int, epoch: int, **kwargs):
+        super().__init__(dataset, batch_size, **kwargs)
+        self._epoch = epoch
+
+    def __iter__(self):
+        self.dataset.set_epoch(self._epoch)  # workers get the dataset as it is now
+        iterator = super().__iter__()
+        self._epoch += 1
+        self.dataset.skip = 0  # a resumed epoch skips once
+        return iterator
+
+
+class StreamingCodesDataModule(ResumableData):
+    """Batches ``{"codes", "labels"?}`` streamed from webdataset shards (``mgm.data.streaming``):
+    code sets larger than memory, behind the same interface as ``CodesFileDataModule``.
+
+    ``folder``: written by ``pretokenize_to_shards``; ``val_folder``: another one for validation
+    (none: no validation batches). Each rank streams its shards; an epoch is the items over the
+    ranks in whole batches; a resumed run drops the batches its epoch had done (mgm.training.resume).
+    """
+
+    def __init__(self, folder: str, val_folder: str | None = None, batch_size: int = 64, shuffle_buffer: int = 1000,
+                 num_workers: int = 0, seed: int = 0):  # fmt: skip
+        super().__init__()
+        check_int(batch_size, "batch_size")
+        check_int(shuffle_buffer, "shuffle_buffer", minimum=0)
+        check_int(num_workers, "num_workers", minimum=0)
+        self.folder, self.val_folder = folder, val_folder
+        self.batch_size, self.shuffle_buffer, self.num_workers, self.seed = (
+            batch_size,
+            shuffle_buffer,
+            num_workers,
+            seed,
+        )
+        self.spec = None
+
+    def setup(self, stage: str | None = None) -> None:
+        from mgm.data.streaming import StreamingCodes
+
+        self.spec = StreamingCodes(self.folder, rank=0, world_size=1).spec
+
+    def train_dataloader(self):
+        from mgm.data.streaming import StreamingCodes
+
+        num_replicas, rank = self.ranks()
+        data = StreamingCodes(self.folder, rank, num_replicas, self.seed, shuffle_buffer=self.shuffle_buffer)
+        epoch, skip = self.start(max(1, len(data) // self.batch_size))
+        data.skip = skip * self.batch_size
+        return _EpochLoader(data, self.batch_size, epoch, drop_last=True, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        from mgm.data.streaming import StreamingCodes
+
+        if self.val_folder is None:
+            return []
+        num_replicas, rank = self.ranks()
+        data = StreamingCodes(self.val_folder, rank, num_replicas, self.seed, shuffle_buffer=0)
+        return DataLoader(data, self.batch_size, num_workers=self.num_workers)

@@ -12,6 +12,7 @@ from torchvision.transforms import v2
 
 from mgm.data.pretokenize import pretokenize
 from mgm.data.shapes import ShapesDataset
+from mgm.parallel import Ranks
 from mgm.tokenizers.image_vq import ImageVQ
 from mgm.training.datamodules import CodesDataModule, SplitDataModule
 
@@ -109,9 +110,10 @@ class PretokenizedImageDataModule(CodesDataModule):
         self.images, self.tokenizer_dir, self.cache = images, tokenizer, cache
 
     def prepare_data(self) -> None:
-        """Encode into ``cache`` once, on one process per node (Lightning calls this before
-        ``setup`` and makes the other ranks wait); ``setup`` on every rank then reads the cache."""
-        self.load()
+        """Encode into ``cache`` once. In one process, here; under several ranks (DDP), ``setup``
+        encodes on all of them, each its share, merged into the one cache (``mgm.data.pretokenize``)."""
+        if Ranks.current().world_size == 1:
+            self.load()
 
     def load(self):
         tokenizer = ImageVQ.from_pretrained(self.tokenizer_dir)
