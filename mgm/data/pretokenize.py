@@ -26,6 +26,11 @@ from mgm.tokens import TokenSpec
 log = logging.getLogger(__name__)
 
 
+def codes_fingerprint(tokenizer, source: str) -> dict[str, str]:
+    """What made a set of codes: the tokenizer's weights and the data source (a match skips re-encoding)."""
+    return {"tokenizer_sha256": weights_fingerprint(tokenizer), "source": source}
+
+
 @torch.no_grad()
 def pretokenize(
     tokenizer,
@@ -42,7 +47,7 @@ def pretokenize(
     Returns (codes [M, K, N], labels [M] or None, spec) like ``load_codes``.
     """
     path = Path(path)
-    fingerprint = {"tokenizer_sha256": weights_fingerprint(tokenizer), "source": source}
+    fingerprint = codes_fingerprint(tokenizer, source)
     if path.is_file():
         stored = read_codes_metadata(path)
         if all(stored.get(k) == v for k, v in fingerprint.items()):

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, get_worker_info
 
-from mgm.io import atomic_write, weights_fingerprint
+from mgm.data.pretokenize import codes_fingerprint
+from mgm.io import atomic_write
 from mgm.parallel import Ranks
 from mgm.tokens import TokenSpec
 
@@ -64,7 +65,7 @@ def pretokenize_to_shards(
     wds = _webdataset()
     folder = Path(folder)
     ranks = Ranks.current() if ranks is None else ranks
-    fingerprint = {"tokenizer_sha256": weights_fingerprint(tokenizer), "source": source}
+    fingerprint = codes_fingerprint(tokenizer, source)
     if (folder / INDEX_FILE).is_file() and read_index(folder).get("fingerprint") == fingerprint:
         return read_index(folder)
     folder.mkdir(parents=True, exist_ok=True)
