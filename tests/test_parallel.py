@@ -2,6 +2,7 @@
 samples and scores as one."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,11 @@ def test_blocks_are_whole_batches_covering_the_run_once(num, batch, world):
 
 
 def run(module: str, *args: str) -> subprocess.CompletedProcess:
+    # One thread per process in both runs (Lightning's DDP processes would otherwise take cores / N):
+    # the same float rounding, so the same bytes in 16-bit WAVs.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+                          timeout=300, env=env)  # fmt: skip
 
 
 def test_two_process_evaluation_reports_the_scores_of_one(tmp_path):
@@ -44,24 +48,35 @@ def test_two_process_evaluation_reports_the_scores_of_one(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "one.json", "two.json"]  # one report each
 
 
-def test_two_process_generation_writes_the_files_of_one(tmp_path):
-    common = ["image", "--num", "12", "--batch-size", "4", "--labels", "2", "5", "7", "--device", "cpu"]
+@pytest.mark.parametrize(
+    "modality, args, suffix",
+    [
+        ("image", ["--num", "12", "--batch-size", "4", "--labels", "2", "5", "7"], ".png"),
+        pytest.param("audio", ["--num", "6", "--batch-size", "2", "--labels", "1", "4"], ".wav",
+                     marks=pytest.mark.slow),
+    ],
+)  # fmt: skip
+def test_two_process_generation_writes_the_files_of_one(tmp_path, modality, args, suffix):
+    common = [modality, *args, "--device", "cpu"]
     one = run("mgm.cli.generate", *common, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr[-2000:]
     two = run("mgm.cli.generate", *common, "--out", str(tmp_path / "two"), "--devices", "2")
     assert two.returncode == 0, two.stderr[-2000:]
     files = sorted(p.name for p in (tmp_path / "one").iterdir())
-    assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(files) == 13  # 12 + the grid
+    assert files == sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert len(files) == int(args[1]) + (modality == "image")  # the samples (and the image grid)
     for name in files:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
-    assert len([line for line in two.stdout.split() if line.endswith(".png")]) == 13  # rank 0 prints each once
+    printed = [line for line in two.stdout.split() if line.endswith(suffix)]
+    assert sorted(Path(p).name for p in printed) == files  # rank 0 prints each path once
 
 
 @pytest.mark.parametrize(
     "module, args, message",
     [
         ("mgm.cli.evaluate", ["image", "--samples", "x", "--devices", "2"], "--devices 2 splits the generation"),
-        ("mgm.cli.generate", ["audio", "--devices", "2"], "multi-process generation is for image sampling"),
+        ("mgm.cli.generate", ["audio", "continue", "--devices", "2"], "multi-process generation is for image and"),
+        ("mgm.cli.generate", ["motion", "walk", "--devices", "2"], "multi-process generation is for image and"),
         ("mgm.cli.generate", ["image", "--devices", "0"], "--devices"),
     ],
 )

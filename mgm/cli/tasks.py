@@ -58,9 +58,11 @@ def check_args(args: argparse.Namespace, marker: str = "pipeline.json") -> None:
     check_output_folder(args.out, "--out")
     check_device(args.device, "--device")
     devices = getattr(args, "devices", 1)
-    if devices > 1 and (args.modality != "image" or args.task != "sample"):
+    if devices > 1 and (args.modality not in ("image", "audio") or args.task != "sample"):
         task = args.modality if args.modality in ("codes", "motion") else f"{args.modality} {args.task}"
-        raise ValueError(f"--devices {devices}: multi-process generation is for image sampling; {task} runs in one")
+        raise ValueError(
+            f"--devices {devices}: multi-process generation is for image and audio sampling; {task} runs in one"
+        )
     resolve_model(args, marker)
 
 
@@ -182,10 +184,14 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
         raise ValueError(f"audio {args.task} needs --input FILE [FILE ...]")
     if args.task == "infill" and (args.start is None or args.end is None):
         raise ValueError("audio infill needs --start and --end (seconds)")
+    from mgm.parallel import launch
+
+    ranks = launch(args.devices, args.device)
+    args.device = ranks.device
     pipe = load_pipeline(AudioPipeline, args)
     options = {**call_options(args), "labels": parse_labels(args.labels), "texts": args.texts}
     if args.task == "sample":
-        clips = pipe.generate(args.num, seconds=args.seconds, **options)
+        return sample_audio(pipe, args, options, ranks)
     else:
         pipe.split_options(call_options(args))  # bad options fail before the inputs are read
         inputs = [read_audio(p, pipe.sample_rate, pipe.tokenizer.channels)[0] for p in args.input]
@@ -197,6 +203,36 @@ def generate_audio(args: argparse.Namespace) -> list[Path]:
             clips = pipe.infill(batch, args.start, args.end, **options)
     files = {f"{args.task}_{i:03d}.wav": clip for i, clip in enumerate(clips)}
     return write_wavs(files, pipe.sample_rate, args.out, overwrite=args.overwrite)
+
+
+def sample_audio(pipe, args: argparse.Namespace, options: dict, ranks) -> list[Path]:
+    """``--num`` clips ``sample_000.wav ...``: this rank's block of batches (``mgm.parallel``),
+    the clips and files of one process. Returns every file written (rank 0; [] on the others)."""
+    from mgm.data.audio_io import write_wavs
+
+    num = args.num
+    pipe.split_options({k: v for k, v in options.items() if k not in ("labels", "texts")})
+    labels = pipe.resolve_labels(num, options.pop("labels"))
+    texts = options.pop("texts")
+    if texts is not None and len(texts) not in (1, num):
+        raise ValueError(f"--texts: {len(texts)} captions for --num {num} clips; expected 1 or {num}")
+    names = [f"sample_{i:03d}.wav" for i in range(num)]
+    from mgm.pipelines.image_io import check_free
+
+    check_free(args.out, names, args.overwrite)
+    ranks.barrier()  # every rank has checked before any writes
+    block = ranks.blocks(num, args.batch_size)
+    written = []
+    if block:
+        rows = slice(block.start, block.stop)
+        clips = pipe.generate(
+            len(block), seconds=args.seconds, first_index=block.start,
+            labels=None if labels is None else labels[rows],
+            texts=None if texts is None else texts if len(texts) == 1 else texts[rows], **options,
+        )  # fmt: skip
+        written = write_wavs(dict(zip(names[rows], clips)), pipe.sample_rate, args.out, overwrite=True)
+    written = ranks.gather(written)
+    return [path for part in written for path in part] if ranks.is_main else []
 
 
 def generate_motions(args: argparse.Namespace) -> list[Path]:
