@@ -18,8 +18,12 @@ cond, cache=None) -> logits [B, L + 1, V]``, the ``KVCache`` forms, per-row leng
   ``DynamicCache.crop(-n)``) or, for per-row lengths, the attention mask: slots past a row's
   length are masked out and overwritten by its next call.
 
-Not handled: image formats with separator tokens inside the image (Emu3's end-of-line token after
-every row, Lumina-mGPT's new-line tokens); tokens are the H x W grid in raster order.
+Row separators (Emu3's end-of-line token after every row, Lumina-mGPT's new-line token): with
+``row_separator`` the adapter writes one after every ``row_length`` tokens into the model's sequence
+(its own slot, key/value and position), so decoders still see the H x W grid in raster order; a
+token's distribution then comes from the separator's slot at the start of a row. Rolling a plain
+cache back with ``KVCache.truncate`` counts slots (``slots(n)`` for n tokens); per-row lengths
+count tokens.
 
 Legend: B batch, L tokens, P prompt slots (padded), S cached slots, M new tokens, D width, V image vocabulary.
 """
@@ -58,12 +62,16 @@ class TransformersAR(nn.Module):
         null_prompt: token ids [S0] of the unconditional prompt (guidance, no condition); default
             the model's BOS token (and Janus's begin-of-image token after it).
         max_length: image tokens per sample; default Janus's ``num_image_tokens`` (else unset).
-        grid: (h, w) of the token grid, for ``decode_pixels`` of Emu3; default square.
+        grid: (h, w) of the token grid, for ``decode_pixels`` of Emu3 (and its row separator); default square.
+        row_separator, row_length: a token id the model's image format puts after every
+            ``row_length`` image tokens (Emu3's end-of-line, the default for Emu3 given ``grid``;
+            Lumina-mGPT's new-line token); the adapter inserts it, so mgm's tokens stay the grid.
     """
 
     row_cache = True  # it honours per-row cache lengths (mgm.models.ar_transformer's module doc)
 
-    def __init__(self, hf_model, *, null_prompt=None, max_length: int | None = None, grid=None):
+    def __init__(self, hf_model, *, null_prompt=None, max_length: int | None = None, grid=None,
+                 row_separator: int | None = None, row_length: int | None = None):  # fmt: skip
         super().__init__()
         self.family = _family(hf_model)
         self.hf = hf_model
@@ -82,6 +90,16 @@ class TransformersAR(nn.Module):
             self.vocab_size = len(ids)
         self.max_length = max_length
         self.grid = grid
+        if row_separator is None and self.family == "emu3" and grid is not None:
+            row_separator, row_length = hf_model.model.vocabulary_mapping.eol_token_id, grid[1]
+        if row_separator is not None:
+            if not isinstance(row_length, int) or row_length < 1:
+                raise ValueError(f"row_length={row_length!r}: a row separator needs the tokens per row")
+            if max_length is None:
+                raise ValueError("max_length=None: a row separator needs the image's token count")
+            row_separator = torch.tensor(row_separator, dtype=torch.long)
+        self.register_buffer("row_separator", row_separator, persistent=False)
+        self.row_length = row_length
         self.register_buffer("null_prompt", self._null_prompt(null_prompt), persistent=False)
         parameters = inspect.signature(self.body.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
@@ -176,57 +194,115 @@ class TransformersAR(nn.Module):
         # The model appended this call's keys/values to the cache's layers in place.
         return out.last_hidden_state, [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
 
+    # -- the layout: image tokens and row separators in the model's sequence
+
+    def slots(self, n):
+        """Sequence slots the first ``n`` image tokens take (int or LongTensor): with a row separator,
+        one more after every full row."""
+        return n if self.row_separator is None else n + n // self.row_length
+
+    def _tokens_of_slots(self, slots: int) -> int:
+        """The inverse of ``slots``: image tokens in ``slots`` filled slots."""
+        return slots if self.row_separator is None else slots - slots // (self.row_length + 1)
+
+    def _max_slots(self, new: int) -> int:
+        """The most slots ``new`` consecutive tokens can take (static: a per-row call's width)."""
+        return new if self.row_separator is None else new + -(-new // self.row_length)
+
+    def _layout(self, tokens: torch.Tensor, start: torch.Tensor, width: int):
+        """Tokens [B, M] at image positions start[r] + j -> (embeddings [B, T, D] of this call's ``width``
+        slots, valid BoolTensor[B, T] (False: padding), predict LongTensor[B, M]: the slot whose
+        output is the distribution of token start + j + 1)."""
+        b, new = tokens.shape
+        j = torch.arange(new, device=tokens.device)
+        offsets = self.slots(start[:, None] + j) - self.slots(start)[:, None]  # (B, M)
+        token_embeds = self.embed(tokens)
+        if self.row_separator is None:
+            embeds = token_embeds
+        else:  # every slot a separator, then the tokens written at theirs (padding is masked out)
+            separator = self.hf.get_input_embeddings()(self.row_separator.to(tokens.device))
+            embeds = separator.to(token_embeds.dtype).expand(b, width, -1).clone()
+            embeds = embeds.scatter(1, offsets[..., None].expand_as(token_embeds), token_embeds)
+        filled = self.slots(start + new) - self.slots(start)  # (B,)
+        valid = torch.arange(width, device=tokens.device)[None] < filled[:, None]
+        predict = self.slots(start[:, None] + j + 1) - self.slots(start)[:, None] - 1
+        return embeds, valid, predict
+
+    # -- the AR contract
+
     def forward(self, tokens: torch.Tensor, cond: Condition | None = None, cache: KVCache | None = None):
         """tokens [B, L] -> logits [B, L + 1, V] (the forms of mgm.models.ar_transformer's module doc)."""
         if cache is not None and cache.lengths is not None:
             return self._forward_rows(tokens, cache)
         b, new = tokens.shape
-        start = 0 if cache is None else cache.length
+        device = tokens.device
+        filled = cache is not None and cache.hidden is not None
+        start = self._tokens_of_slots(cache.length) if filled else 0
         if self.max_length is not None and start + new > self.max_length:
             raise ValueError(f"tokens: {start} cached + {new} new exceed max_length={self.max_length}")
-        device = tokens.device
-        x = self.embed(tokens)
-        if cache is None or cache.hidden is None:
+        width = self.slots(start + new) - self.slots(start)
+        x, _, predict = self._layout(tokens, torch.full((b,), start, device=device), width)
+        if filled:
+            prefix_mask, before = cache.prefix_mask, cache.hidden[:, -1:]
+            mask = torch.cat([prefix_mask, torch.ones(b, cache.hidden.shape[1] - prefix_mask.shape[1] + width,
+                                                      dtype=torch.bool, device=device)], 1)  # fmt: skip
+            positions = prefix_mask.sum(1, keepdim=True) + self.slots(start) + torch.arange(width, device=device)
+            hidden, keys, values = self._run(x, mask, positions, cache.keys[:], cache.values[:])
+        else:
             prefix, prefix_mask = self._prefix(cond, b, device)
-            x = torch.cat([prefix.to(x.dtype), x], 1)
-            mask = torch.cat([prefix_mask, torch.ones(b, new, dtype=torch.bool, device=device)], 1)
+            mask = torch.cat([prefix_mask, torch.ones(b, width, dtype=torch.bool, device=device)], 1)
             positions = (mask.long().cumsum(1) - 1).clamp_min(0)
-            hidden, keys, values = self._run(x, mask, positions)
-            if cache is None:
-                return self.head(hidden[:, prefix.shape[1] - 1 :])
-            cache.keys, cache.values, cache.num_prefix, cache.prefix_mask = keys, values, prefix.shape[1], prefix_mask
-            cache.hidden = hidden
-            return self.head(hidden[:, -(new + 1) :])
-        if new == 0:
-            return self.head(cache.hidden[:, -1:])
-        filled = cache.num_prefix + start
-        mask = torch.cat([cache.prefix_mask, torch.ones(b, start + new, dtype=torch.bool, device=device)], 1)
-        positions = cache.prefix_mask.sum(1, keepdim=True) + start + torch.arange(new, device=device)
-        hidden, cache.keys, cache.values = self._run(x, mask, positions, cache.keys[:], cache.values[:])
-        cache.hidden = torch.cat([cache.hidden[:, :filled], hidden], 1)
-        return self.head(cache.hidden[:, -(new + 1) :])
+            hidden, keys, values = self._run(torch.cat([prefix.to(x.dtype), x], 1), mask, positions)
+            before, hidden = hidden[:, prefix.shape[1] - 1 : prefix.shape[1]], hidden[:, prefix.shape[1] :]
+        out = torch.cat([before, hidden.gather(1, predict[..., None].expand(-1, -1, hidden.shape[-1]))], 1)
+        if cache is not None:
+            if filled:
+                cache.hidden = torch.cat([cache.hidden, hidden], 1)
+            else:
+                cache.num_prefix, cache.prefix_mask = prefix_mask.shape[1], prefix_mask
+                cache.hidden = torch.cat([torch.zeros_like(before).expand(-1, prefix_mask.shape[1], -1), hidden], 1)
+                cache.hidden[:, prefix_mask.shape[1] - 1] = before[:, 0]
+            cache.keys, cache.values = keys, values
+        return self.head(out)
 
     def _forward_rows(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Per-row lengths: tokens [B, M] at positions lengths[r] + j; the buffers' slots past a
+        """Per-row lengths: tokens [B, M] at image positions lengths[r] + j; the buffers' slots past a
         row's length are masked out, and this call's slots are written at their row's indices."""
         b, new = tokens.shape
         p, start, device = cache.num_prefix, cache.lengths, tokens.device
-        slots = cache.keys[0].shape[2]
-        slot = torch.arange(slots - p, device=device)
-        valid = torch.cat([cache.prefix_mask, slot[None] < start[:, None]], 1)  # (B, S): what a new token may see
-        mask = torch.cat([valid, torch.ones(b, new, dtype=torch.bool, device=device)], 1)
-        positions = cache.prefix_mask.sum(1, keepdim=True) + start[:, None] + torch.arange(new, device=device)
-        hidden, keys, values = self._run(self.embed(tokens), mask, positions, cache.keys, cache.values)
-        index = p + start[:, None] + torch.arange(new, device=device)  # (B, M): buffer indices, prompt first
+        width = self._max_slots(new)
+        if self.row_separator is not None:  # room for the separators (per_row counted tokens)
+            _grow(cache, p + self.slots(self.max_length) + width)
+        size = cache.keys[0].shape[2]
+        slot = torch.arange(size - p, device=device)
+        valid = torch.cat([cache.prefix_mask, slot[None] < self.slots(start)[:, None]], 1)  # what new slots see
+        x, new_valid, predict = self._layout(tokens, start, width)
+        mask = torch.cat([valid, new_valid], 1)
+        positions = (
+            cache.prefix_mask.sum(1, keepdim=True) + self.slots(start)[:, None] + torch.arange(width, device=device)
+        )
+        hidden, keys, values = self._run(x, mask, positions, cache.keys, cache.values)
+        index = p + self.slots(start)[:, None] + torch.arange(width, device=device)  # (B, T): buffer indices
         where = index[:, None, :, None]
-        cache.keys = [k.scatter(2, where.expand_as(n), n) for k, n in zip(cache.keys, (k[:, :, slots:] for k in keys))]
+        cache.keys = [k.scatter(2, where.expand_as(n), n) for k, n in zip(cache.keys, (k[:, :, size:] for k in keys))]
         cache.values = [
-            v.scatter(2, where.expand_as(n), n) for v, n in zip(cache.values, (v[:, :, slots:] for v in values))
+            v.scatter(2, where.expand_as(n), n) for v, n in zip(cache.values, (v[:, :, size:] for v in values))
         ]
-        last = cache.hidden.gather(1, (p + start - 1)[:, None, None].expand(b, 1, hidden.shape[-1]))
+        last = cache.hidden.gather(1, (p + self.slots(start) - 1)[:, None, None].expand(b, 1, hidden.shape[-1]))
         cache.hidden = cache.hidden.scatter(1, index[..., None].expand_as(hidden), hidden)
         cache.lengths = start + new
-        return self.head(torch.cat([last, hidden], 1))
+        predicted = hidden.gather(1, predict[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self.head(torch.cat([last, predicted], 1))
+
+
+def _grow(cache: KVCache, size: int) -> None:
+    """Pad the per-row buffers of ``cache`` to ``size`` slots (no-op when they have them)."""
+    pad = size - cache.keys[0].shape[2]
+    if pad <= 0:
+        return
+    cache.keys = [F.pad(k, (0, 0, 0, pad)) for k in cache.keys]
+    cache.values = [F.pad(v, (0, 0, 0, pad)) for v in cache.values]
+    cache.hidden = F.pad(cache.hidden, (0, 0, 0, pad))
 
 
 def _left_pad(embeds: torch.Tensor, mask: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:

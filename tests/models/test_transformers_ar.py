@@ -168,3 +168,73 @@ def test_the_transformers_sjd_benchmark_runs(tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert {r["method"] for r in rows} == {"ar", "sjd w16"} and all(r["passes_per_image"] <= 6 for r in rows)
     assert [r["passes_per_image"] for r in rows if r["method"] == "ar"] == [6.0] * 4
+
+
+@pytest.fixture(scope="module")
+def separated():
+    """Emu3 with its end-of-line token after every row of a 4 x 4 grid."""
+    return TransformersAR(tiny_hf_model("emu3"), max_length=16, grid=(4, 4))
+
+
+def interleaved(model, tokens: torch.Tensor) -> torch.Tensor:
+    """The model's own image sequence: each row's BPE ids, then the separator -> [1, slots]."""
+    ids = []
+    for i, token in enumerate(tokens[0].tolist()):
+        ids.append(int(model.image_token_ids[token]))
+        if i % model.row_length == model.row_length - 1:
+            ids.append(int(model.row_separator))
+    return torch.tensor([ids])
+
+
+@torch.no_grad()
+def test_row_separators_match_the_models_own_sequence(separated):
+    model = separated
+    assert int(model.row_separator) == model.hf.model.vocabulary_mapping.eol_token_id and model.row_length == 4
+    tokens = torch.randint(0, model.vocab_size, (1, 11), generator=torch.Generator().manual_seed(8))
+    prompt = torch.tensor([[1, 5, 6, 7]])
+    ours = model(tokens, model.prompt(prompt))
+    sequence = torch.cat([prompt, interleaved(model, tokens)], 1)
+    logits = model.hf.lm_head(model.hf.model.text_model(input_ids=sequence).last_hidden_state)[
+        0, :, model.image_token_ids
+    ]
+    # Token i's distribution: at the slot before it (the separator when i starts a row).
+    ref = logits[[prompt.shape[1] + model.slots(i) - 1 for i in range(12)]]
+    assert close(ours[0], ref, ref)
+    # Cached in pieces (a row end inside a piece and at its edge), then per row.
+    cache = KVCache()
+    parts = [model(tokens[:, :3], model.prompt(prompt), cache=cache), model(tokens[:, 3:9], cache=cache)[:, 1:]]
+    assert close(torch.cat(parts, 1), ours[:, :10], ours)
+    assert cache.length == model.slots(9)
+
+
+@torch.no_grad()
+def test_row_separators_under_per_row_lengths(separated):
+    model = separated
+    cond = model.prompt(PROMPTS, PROMPT_MASK)
+    tokens = torch.randint(0, model.vocab_size, (2, 12), generator=torch.Generator().manual_seed(9))
+    cache = KVCache()
+    model(tokens[:, :5], cond, cache=cache)
+    cache.per_row(16)
+    cache.lengths = torch.tensor([5, 2])
+    fed = tokens[:, 5:11]
+    out = model(fed, cond, cache=cache)
+    for row, kept in ((0, 5), (1, 2)):
+        ref = model(torch.cat([tokens[row : row + 1, :kept], fed[row : row + 1]], 1), cond.select(row))
+        assert close(out[row], ref[0, kept:], ref)
+
+
+@pytest.mark.parametrize("guidance_scale", [0.0, 3.0])
+def test_greedy_sjd_equals_greedy_ar_with_row_separators(separated, guidance_scale):
+    cond = separated.prompt(PROMPTS, PROMPT_MASK)
+    ar = ar_decode(separated, 16, cond=cond, temperature=0.0, guidance_scale=guidance_scale)
+    for window in (3, 16):
+        sjd = sjd_decode(separated, 16, cond=cond, temperature=0.0, guidance_scale=guidance_scale, window=window)
+        assert torch.equal(sjd.codes, ar.codes)
+
+
+def test_a_row_separator_needs_the_row_length_and_the_token_count():
+    hf = tiny_hf_model("chameleon")
+    with pytest.raises(ValueError, match="row_length=None"):
+        TransformersAR(hf, max_length=16, row_separator=3)
+    with pytest.raises(ValueError, match="max_length=None"):
+        TransformersAR(hf, row_separator=3, row_length=4)
