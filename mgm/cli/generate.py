@@ -76,7 +76,7 @@ def _add_common_args(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) ->
     parser.add_argument("--labels", nargs="+", help="class labels (ids or names), cycled over the samples")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--devices", type=positive_int, default=1,
-                        help="processes (one per GPU, or CPU processes) sharing the samples (image and audio sampling)")
+                        help="processes (one per GPU, or CPU processes) sharing the samples (sampling)")
     parser.add_argument("--out", default="outputs/generate", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")

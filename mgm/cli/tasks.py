@@ -58,11 +58,9 @@ def check_args(args: argparse.Namespace, marker: str = "pipeline.json") -> None:
     check_output_folder(args.out, "--out")
     check_device(args.device, "--device")
     devices = getattr(args, "devices", 1)
-    if devices > 1 and (args.modality not in ("image", "audio") or args.task != "sample"):
+    if devices > 1 and (args.modality == "codes" or args.task != "sample"):
         task = args.modality if args.modality in ("codes", "motion") else f"{args.modality} {args.task}"
-        raise ValueError(
-            f"--devices {devices}: multi-process generation is for image and audio sampling; {task} runs in one"
-        )
+        raise ValueError(f"--devices {devices}: multi-process generation is for sampling; {task} runs in one process")
     resolve_model(args, marker)
 
 
@@ -235,6 +233,30 @@ def sample_audio(pipe, args: argparse.Namespace, options: dict, ranks) -> list[P
     return [path for part in written for path in part] if ranks.is_main else []
 
 
+def sample_motions(pipe, args: argparse.Namespace, options: dict, ranks) -> list[Path]:
+    """One motion per caption (or ``--num`` of one caption), ``sample_000.npy`` (+ joints, GIF) ...:
+    this rank's block of batches (``mgm.parallel``), the files of one process (rank 0 returns them all)."""
+    from mgm.pipelines.image_io import check_free
+    from mgm.pipelines.motion_io import motion_files, write_motions
+
+    texts = list(args.texts)
+    num = args.num if len(texts) == 1 else len(texts)
+    names = [f"sample_{i:03d}" for i in range(num)]
+    render = not args.no_render
+    check_free(args.out, [p.name for n in names for p in motion_files(n, Path(args.out), render)], args.overwrite)
+    ranks.barrier()  # every rank has checked before any writes
+    block = ranks.blocks(num, args.batch_size)
+    written = []
+    if block:
+        shard = texts if len(texts) == 1 else texts[block.start : block.stop]
+        motions = pipe.generate(len(block), texts=shard, seconds=args.seconds, first_index=block.start,
+                                steps_per_second=args.steps_per_second, **options)  # fmt: skip
+        files = {names[block.start + i]: motion.cpu() for i, motion in enumerate(motions)}
+        written = write_motions(files, args.out, overwrite=True, render=render)
+    written = ranks.gather(written)
+    return [path for part in written for path in part] if ranks.is_main else []
+
+
 def generate_motions(args: argparse.Namespace) -> list[Path]:
     from mgm.pipelines.motion import MotionPipeline
     from mgm.pipelines.motion_io import read_motion, write_motions
@@ -246,14 +268,16 @@ def generate_motions(args: argparse.Namespace) -> list[Path]:
         raise ValueError(f"motion --task {args.task} needs --input FILE.npy")
     if args.steps_per_second is not None and args.task != "sample":
         raise ValueError("--steps-per-second goes with --task sample")
+    from mgm.parallel import launch
+
+    ranks = launch(args.devices, args.device)
+    args.device = ranks.device
     pipe = load_pipeline(MotionPipeline, args)
     options = call_options(args)
     pipe.split_options(options)  # bad options fail before the input is read
     given = None if not args.input else read_motion(args.input)[None]
     if args.task == "sample":
-        num = args.num if len(args.texts) == 1 else None
-        motions = pipe.generate(num, texts=args.texts, seconds=args.seconds, steps_per_second=args.steps_per_second,
-                                **options)  # fmt: skip
+        return sample_motions(pipe, args, options, ranks)
     elif args.task == "long":
         motions = pipe.long_sequence(args.texts, args.seconds or 2.0, **options)
     elif args.task == "inbetween":
