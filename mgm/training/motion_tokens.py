@@ -21,7 +21,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 
 from mgm.checks import check_int, check_number
 from mgm.data.motions import MotionsDataset
-from mgm.io import atomic_write, weights_fingerprint
+from mgm.data.pretokenize import codes_fingerprint
+from mgm.io import atomic_write
+from mgm.parallel import Ranks
 from mgm.seeds import mix_seed
 from mgm.tokenizers.motion_vq import MotionVQ
 from mgm.tokens import TokenSpec
@@ -30,12 +32,14 @@ from mgm.training.resume import ResumableData, ResumableLoader
 log = logging.getLogger(__name__)
 
 
-def pretokenize_motions(tokenizer: MotionVQ, dataset: Dataset, path, source: str) -> tuple[list, list, torch.Tensor]:
+def pretokenize_motions(tokenizer: MotionVQ, dataset: Dataset, path, source: str,
+                        ranks: Ranks | None = None) -> tuple[list, list, torch.Tensor]:  # fmt: skip
     """Encode every clip of ``dataset`` (items with normalised ``motion`` [F, 263], ``caption``,
-    ``label``) into ``path``, or reuse it when the tokenizer and source match.
-    Returns (codes: list of [2, N_i], captions, labels [M])."""
+    ``label``) into ``path``, or reuse it when the tokenizer and source match. Across ``ranks``
+    (default the current process group) each encodes its contiguous share, the shares are gathered
+    and rank 0 writes the one file. Returns (codes: list of [2, N_i], captions, labels [M])."""
     path = Path(path)
-    fingerprint = {"tokenizer_sha256": weights_fingerprint(tokenizer), "source": source}
+    fingerprint = codes_fingerprint(tokenizer, source)
     if path.is_file():
         with safe_open(path, "pt") as f:
             meta = f.metadata() or {}
@@ -43,22 +47,27 @@ def pretokenize_motions(tokenizer: MotionVQ, dataset: Dataset, path, source: str
                 log.info("reusing motion codes in %s", path)
                 codes, lengths, labels = (f.get_tensor(name) for name in ("codes", "lengths", "labels"))
                 return list(codes.split(lengths.tolist(), dim=1)), json.loads(meta["captions"]), labels
+    ranks = Ranks.current() if ranks is None else ranks
     device = next(tokenizer.parameters()).device
     codes, captions, labels = [], [], []
     with torch.no_grad():
-        for i in range(len(dataset)):
+        for i in ranks.blocks(len(dataset), 1):
             item = dataset[i]
             frames = item["motion"].shape[0] // tokenizer.downsample * tokenizer.downsample
             codes.append(tokenizer.encode(item["motion"][None, :frames].to(device))[0].cpu())
             captions.append(item["caption"])
             labels.append(int(item.get("label", -1)))
+    shares = ranks.gather((codes, captions, labels))  # rank order = dataset order
+    codes, captions, labels = ([x for share in shares for x in share[part]] for part in range(3))
     tensors = {
         "codes": torch.cat(codes, 1).contiguous(),
         "lengths": torch.tensor([c.shape[1] for c in codes]),
         "labels": torch.tensor(labels),
     }
     metadata = {**fingerprint, "captions": json.dumps(captions)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=True)
+    if ranks.is_main:
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), overwrite=True)
+    ranks.barrier()
     return codes, captions, tensors["labels"]
 
 
@@ -185,9 +194,10 @@ class MotionTokensDataModule(ResumableData):
         return f"motions7(num={self.num_clips}, seed={self.seed})"
 
     def prepare_data(self) -> None:
-        """Encode into ``cache`` once, on one process per node (Lightning calls this before
-        ``setup`` and makes the other ranks wait); ``setup`` on every rank then reads the cache."""
-        self._codes()
+        """Encode into ``cache`` once. In one process, here; under several ranks (DDP), ``setup``
+        encodes on all of them, each its share (``pretokenize_motions``)."""
+        if Ranks.current().world_size == 1:
+            self._codes()
 
     def _codes(self) -> tuple[list, list, torch.Tensor]:
         tokenizer = MotionVQ.from_pretrained(self.tokenizer_dir)

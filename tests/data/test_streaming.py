@@ -95,11 +95,19 @@ def test_bad_folders_are_named(tmp_path):
 def test_two_ranks_pretokenize_into_the_files_of_one(tiny_vq, tmp_path):
     """torchrun, 2 CPU processes on gloo: the merged codes file equals one process's, the shards hold
     every item once, and the ranks stream disjoint shares of equal size."""
+    from mgm.data.motions import MotionsDataset
+    from mgm.tokenizers.motion_vq import MotionVQ
+    from mgm.training.motion_tokens import pretokenize_motions
+
     tiny_vq.save_pretrained(tmp_path / "vq")
+    torch.manual_seed(0)
+    motion_vq = MotionVQ(codebook_size=16, code_dim=8, width=16, depth=1).eval()
+    motion_vq.save_pretrained(tmp_path / "motion_vq")
     out = tmp_path / "ranks"
     out.mkdir()
+    script = ROOT / "tests/data/pretokenize_ranks.py"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(ROOT / "tests/data/pretokenize_ranks.py"), str(tmp_path / "vq"), str(out)]  # fmt: skip
+               str(script), str(tmp_path / "vq"), str(tmp_path / "motion_vq"), str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's mgm, whatever the venv points at
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -109,7 +117,13 @@ def test_two_ranks_pretokenize_into_the_files_of_one(tiny_vq, tmp_path):
 
     merged, merged_labels, _ = load_codes(out / "codes.safetensors")
     assert torch.equal(merged.long(), one.long()) and torch.equal(merged_labels, labels)
-    assert sorted(p.name for p in out.iterdir()) == ["codes.safetensors", "rank0.json", "rank1.json", "shards"]
+    names = ["codes.safetensors", "motion_codes.safetensors", "rank0.json", "rank1.json", "shards"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    clips = MotionsDataset(6, seed=1, mean=motion_vq.mean, std=motion_vq.std)
+    single = pretokenize_motions(motion_vq, clips, tmp_path / "motion_one.safetensors", "motions7(6, 1)")
+    merged = pretokenize_motions(motion_vq, clips, out / "motion_codes.safetensors", "motions7(6, 1)")  # reused
+    assert all(torch.equal(a, b) for a, b in zip(merged[0], single[0])) and len(merged[0]) == 6
+    assert merged[1] == single[1] and torch.equal(merged[2], single[2])
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["world"] for r in reports] == [2, 2] and [len(r["streamed"]) for r in reports] == [25, 25]
     every = sorted(tuple(c.flatten().tolist()) for c in one.long())
