@@ -48,6 +48,17 @@ def tiny_ar_pipeline(tiny_vq):
     return ARImagePipeline(tiny_vq, model, {"method": "sjd", "window": 8}, ["a", "b", "c"])
 
 
+@pytest.fixture
+def tiny_flex_ar_pipeline(tiny_vq):
+    """A FlexARTransformer over the tiny VQ's 8x8 tokens, decoding with LPD (4 groups) by default."""
+    from mgm.models import FlexARTransformer
+    from mgm.pipelines import FlexARImagePipeline
+
+    torch.manual_seed(0)
+    model = FlexARTransformer([32], [8, 8], dim=32, depth=1, num_heads=2, num_classes=3)
+    return FlexARImagePipeline(tiny_vq, model, {"method": "lpd", "num_steps": 4}, ["a", "b", "c"])
+
+
 def quiet_trainer(max_steps: int, **kwargs):
     """A CPU Lightning Trainer with no logger, checkpoints, progress bar or summary."""
     import tempfile
@@ -118,9 +129,19 @@ def cli_error(capsys):
 
 def decodable(method: str, model):
     """``model`` with whatever the registered ``method`` needs of it: a randomly initialised token
-    critic (``mgm.models.CriticModel``) for a method that needs ``critic_scores``."""
-    from mgm.decoding import METHODS
-    from mgm.models import CriticModel, TokenCritic
+    critic (``mgm.models.CriticModel``) for a method that needs ``critic_scores``; for a
+    flexible-order AR method, a random FlexARTransformer of the model's spec (one codebook only:
+    a spec with more skips the test)."""
+    from mgm.decoding import FLEX_AR, METHODS
+    from mgm.models import CriticModel, FlexARTransformer, TokenCritic
+
+    if METHODS[method].kind == FLEX_AR:
+        spec = model.spec
+        if spec.num_codebooks != 1:
+            pytest.skip("a flexible-order AR model takes one codebook")
+        torch.manual_seed(0)
+        return FlexARTransformer(spec.codebook_sizes, spec.shape, dim=32, depth=1, num_heads=2,
+                                 num_classes=model.num_classes).eval()  # fmt: skip
 
     if "critic_scores" in METHODS[method].needs:
         critic = TokenCritic(model.config["dim"], model.spec.num_codebooks, num_heads=2)

@@ -38,8 +38,8 @@ import torch
 
 from mgm.checks import check_device
 from mgm.cli.options import CLIParser, add_decode_options, cli_main, decode_options, positive_int
-from mgm.cli.tasks import load_pipeline, resolve_model
-from mgm.decoding.registry import AR, MASKED
+from mgm.cli.tasks import image_pipeline_class, load_pipeline, resolve_model
+from mgm.decoding.registry import AR, FLEX_AR, MASKED
 from mgm.io import check_output_file, check_output_folder
 
 R_PRECISION_BATCH = 32  # = mgm.eval.suite.R_PRECISION_BATCH (not imported here: the parser stays light)
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=positive_int, default=64)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-        add_decode_options(p, (MASKED, AR) if p is image else (MASKED,))
+        add_decode_options(p, (MASKED, AR, FLEX_AR) if p is image else (MASKED,))
         if p is not motion:
             p.add_argument("--judge", help="classifier folder (default: the shipped judge of the embedded data)")
         p.add_argument("--reference-num", type=int, default=2048, help="embedded real samples for the reference")
@@ -112,8 +112,8 @@ def _check(args: argparse.Namespace) -> None:
     vggish = getattr(args, "vggish", None)
     if vggish and not Path(vggish).is_file():
         raise ValueError(f"--vggish {vggish}: no such file")
-    if args.modality == "image" and _asks_ar(args) and args.model and not _is_ar(args):
-        raise ValueError(f"--method {args.method} needs an AR pipeline; --model {args.model} is not one")
+    if args.modality == "image":
+        image_pipeline_class(args)  # a --method of another kind than --model's pipeline fails here
 
 
 def _load(args: argparse.Namespace):
@@ -122,10 +122,8 @@ def _load(args: argparse.Namespace):
     from mgm.pipelines import AudioPipeline, ImagePipeline, MotionPipeline
 
     pipeline_class = {"image": ImagePipeline, "audio": AudioPipeline, "motion": MotionPipeline}[args.modality]
-    if args.modality == "image" and _is_ar(args):
-        from mgm.pipelines import ARImagePipeline
-
-        pipeline_class = ARImagePipeline
+    if args.modality == "image":
+        pipeline_class = image_pipeline_class(args)
     pipe = None
     if not args.samples or (args.modality == "audio" and args.encodec):
         pipe = load_pipeline(pipeline_class, args)
@@ -148,22 +146,6 @@ def _load(args: argparse.Namespace):
         codec = pipe.tokenizer if args.encodec else None
         evaluation = AudioEvaluation(args.judge, seconds=seconds, codec=codec, vggish=vggish)
     return pipe, evaluation
-
-
-def _asks_ar(args: argparse.Namespace) -> bool:
-    """--method names a registered autoregressive method."""
-    from mgm.decoding.registry import AR, get_method
-
-    return args.method is not None and get_method(args.method).kind == AR
-
-
-def _is_ar(args: argparse.Namespace) -> bool:
-    """An autoregressive image pipeline: an AR --method, or a --model folder holding one."""
-    from mgm.cli.tasks import pipeline_class_name
-
-    if args.model:
-        return pipeline_class_name(args.model) == "ARImagePipeline"
-    return _asks_ar(args)
 
 
 def _generate(pipe, args: argparse.Namespace, evaluation, ranks) -> tuple[torch.Tensor, torch.Tensor, dict]:

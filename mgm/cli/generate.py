@@ -24,7 +24,7 @@ import torch
 
 from mgm.cli import tasks
 from mgm.cli.options import CLIParser, add_decode_options, cli_main, positive_int
-from mgm.decoding.registry import AR, MASKED
+from mgm.decoding.registry import AR, FLEX_AR, MASKED
 
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
 AUDIO_TASKS = ("sample", "continue", "infill")
@@ -34,7 +34,9 @@ MOTION_TASKS = ("sample", "inbetween", "complete", "edit-part", "long")
 def build_parser() -> argparse.ArgumentParser:
     parser = CLIParser(prog="mgm-generate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="modality", required=True)
-    image = sub.add_parser("image", help="images from an ImagePipeline or ARImagePipeline (default: the shipped one)")
+    image = sub.add_parser(
+        "image", help="images from a masked, AR or flexible-order AR image pipeline (default: the shipped one)"
+    )
     image.add_argument("task", nargs="?", choices=IMAGE_TASKS, default="sample")
     image.add_argument("--model", help="pipeline folder or hub id org/name (default: the shipped Shapes10 pipeline)")
     image.add_argument("--input", nargs="+", help="input image file(s) for inpaint / outpaint / variations")
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--no-render", action="store_true", help="write .npy files only (no GIF)")
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained, or a hub id org/name")
-    for p, kinds in ((image, (MASKED, AR)), (audio, (MASKED,)), (motion, (MASKED,)), (codes, (MASKED,))):
+    for p, kinds in ((image, (MASKED, AR, FLEX_AR)), (audio, (MASKED,)), (motion, (MASKED,)), (codes, (MASKED,))):
         _add_common_args(p, kinds)
     return parser
 
@@ -75,8 +77,12 @@ def _add_common_args(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) ->
     parser.add_argument("--batch-size", type=positive_int, default=64, help="samples decoded together")
     parser.add_argument("--labels", nargs="+", help="class labels (ids or names), cycled over the samples")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--devices", type=positive_int, default=1,
-                        help="processes (one per GPU, or CPU processes) sharing the samples (sampling)")
+    parser.add_argument(
+        "--devices",
+        type=positive_int,
+        default=1,
+        help="processes (one per GPU, or CPU processes) sharing the samples (sampling)",
+    )
     parser.add_argument("--out", default="outputs/generate", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")

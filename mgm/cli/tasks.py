@@ -13,7 +13,7 @@ import torch
 
 from mgm.checks import check_device
 from mgm.cli.options import decode_options
-from mgm.decoding.registry import AR, MASKED, default_method, get_method
+from mgm.decoding.registry import AR, FLEX_AR, MASKED, default_method, get_method
 from mgm.io import check_output_folder, load_json
 
 
@@ -30,6 +30,29 @@ def pipeline_class_name(folder: str) -> str | None:
         raise FileNotFoundError(f"--model {folder}: no such folder")
     config = load_json(path) if path.is_file() else None
     return config.get("_class_name") if isinstance(config, dict) else None
+
+
+IMAGE_PIPELINE_LABELS = {MASKED: "a masked", AR: "an AR", FLEX_AR: "a flexible-order AR"}
+
+
+def image_pipeline_class(args: argparse.Namespace):
+    """The image pipeline class of the run: ``--model``'s (by its pipeline.json), else the one of
+    ``--method``'s kind (masked: ImagePipeline, ar: ARImagePipeline, flex-ar: FlexARImagePipeline),
+    else ImagePipeline. A --method of another kind than --model's pipeline is a ValueError."""
+    from mgm.pipelines import ARImagePipeline, FlexARImagePipeline, ImagePipeline
+
+    classes = {cls.decoder_kind: cls for cls in (ImagePipeline, ARImagePipeline, FlexARImagePipeline)}
+    kind = None if args.method is None else get_method(args.method).kind
+    if not args.model:
+        return classes[kind or MASKED]
+    name = pipeline_class_name(args.model)
+    cls = next((c for c in classes.values() if c.__name__ == name), ImagePipeline)
+    if kind is not None and kind != cls.decoder_kind:
+        raise ValueError(
+            f"--method {args.method} needs {IMAGE_PIPELINE_LABELS[kind]} pipeline ({classes[kind].__name__}); "
+            f"--model {args.model} is not one"
+        )
+    return cls
 
 
 def load_pipeline(cls, args: argparse.Namespace):
@@ -94,16 +117,12 @@ def generate_codes(args: argparse.Namespace) -> list[Path]:
 
 
 def generate_images(args: argparse.Namespace) -> list[Path]:
-    from mgm.pipelines import ARImagePipeline, ImagePipeline
     from mgm.pipelines.image_io import image_grid, read_image, read_mask, write_pngs
 
     check_args(args)
-    ar = args.model is not None and pipeline_class_name(args.model) == "ARImagePipeline"
-    if args.model is None and args.method is not None and get_method(args.method).kind == AR:
-        raise ValueError(f"--method {args.method} needs an AR image pipeline (--model DIR of an ARImagePipeline)")
-    cls = ARImagePipeline if ar else ImagePipeline
-    if ar and args.task != "sample":
-        raise ValueError(f"an AR pipeline samples images; {args.task} needs a masked ImagePipeline")
+    cls = image_pipeline_class(args)
+    if cls.decoder_kind == AR and args.task != "sample":
+        raise ValueError(f"an AR pipeline samples images; {args.task} needs a masked or flexible-order AR pipeline")
     from mgm.parallel import launch
 
     ranks = launch(args.devices, args.device)

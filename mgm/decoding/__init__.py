@@ -10,14 +10,19 @@ from mgm.decoding.group import GroupOptions, group_decode
 from mgm.decoding.jacobi import SJDOptions, sjd_decode
 from mgm.decoding.maskgit import MaskGITOptions, maskgit_decode
 from mgm.decoding.options import RunOptions, SamplingOptions
+from mgm.decoding.parallel_ar import GroupOrderOptions, arpg_decode, lpd_decode
 from mgm.decoding.recap import RecapOptions, recap_decode
-from mgm.decoding.registry import AR, MASKED, METHODS, Method, get_method, method_names
+from mgm.decoding.registry import AR, FLEX_AR, MASKED, METHODS, Method, get_method, method_names
 from mgm.decoding.remask import RemaskOptions, remask_decode
 from mgm.decoding.result import DecodeResult, JacobiRecord, StepRecord, TraceRecord
 from mgm.decoding.verified import VerifiedOptions, verified_decode
 
 __all__ = [
     "AR",
+    "FLEX_AR",
+    "GroupOrderOptions",
+    "arpg_decode",
+    "lpd_decode",
     "CreditOptions",
     "CriticOptions",
     "critic_decode",

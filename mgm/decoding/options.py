@@ -102,6 +102,8 @@ class RunOptions:
 
 # Run options an AR decoder takes (its loop has no autocast or compile path).
 AR_RUN = ("device", "callback")
+# Run options a flexible-order AR decoder takes (autocast, but no compile: a step's shapes vary).
+FLEX_AR_RUN = ("device", "dtype", "callback")
 
 
 @dataclass(frozen=True)

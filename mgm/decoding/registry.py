@@ -7,7 +7,8 @@ in ``mgm/decoding/__init__.py``.
 
 Kinds: "masked" decoders take ``(model, spec, *, batch_size, cond, generator, init_codes,
 editable, **options)``; "ar" decoders take ``(model, length, *, batch_size, cond, generator,
-prefix, **options)``.
+prefix, **options)``; "flex-ar" decoders (parallel decoding of a flexible-order AR model,
+``mgm.models.FlexARTransformer``) take the masked signature: the grid, the canvas and editing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields
 
 from mgm.decoding.options import (
     AR_RUN,
+    FLEX_AR_RUN,
     MASKED_ONLY_SAMPLING,
     RunOptions,
     SamplingOptions,
@@ -24,9 +26,9 @@ from mgm.decoding.options import (
     parse_options,
 )
 
-MASKED, AR = "masked", "ar"
-KINDS = (MASKED, AR)
-DEFAULT_METHODS = {MASKED: "maskgit", AR: "ar"}  # what a pipeline of each kind decodes with by default
+MASKED, AR, FLEX_AR = "masked", "ar", "flex-ar"
+KINDS = (MASKED, AR, FLEX_AR)
+DEFAULT_METHODS = {MASKED: "maskgit", AR: "ar", FLEX_AR: "arpg"}  # what a pipeline of each kind decodes with by default
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Method:
 
     @property
     def run_names(self) -> tuple[str, ...]:
-        return option_names(RunOptions) if self.kind == MASKED else AR_RUN
+        return {MASKED: option_names(RunOptions), AR: AR_RUN, FLEX_AR: FLEX_AR_RUN}[self.kind]
 
     @property
     def own_names(self) -> tuple[str, ...]:

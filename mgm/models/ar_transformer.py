@@ -78,15 +78,7 @@ class ARTransformer(PretrainedMixin, nn.Module):
 
     def prefix(self, cond: Condition | None, batch_size: int, device: torch.device) -> torch.Tensor:
         """The condition prefix [B, 1, D]: label embeddings, null where dropped or absent."""
-        null = torch.full((batch_size,), self.num_classes, dtype=torch.long, device=device)
-        labels = null
-        if cond is not None and cond.labels is not None:
-            if not self.num_classes:
-                raise ValueError("cond.labels given, but the model has num_classes=0 (no class conditioning)")
-            labels = torch.where(cond.dropped(batch_size, device), null, cond.labels.to(device))
-        if cond is not None and cond.context is not None:
-            raise ValueError("cond.context given, but ARTransformer conditions on class labels only")
-        return self.label_emb(labels)[:, None]
+        return class_prefix(self, cond, batch_size, device)
 
     def forward(self, tokens: torch.Tensor, cond: Condition | None = None, cache: KVCache | None = None):
         """tokens [B, L] -> logits [B, L + 1, V] (see the module doc for the cached form)."""
@@ -147,3 +139,18 @@ class ARTransformer(PretrainedMixin, nn.Module):
         cache.hidden = cache.hidden.scatter(1, index[..., None].expand_as(hidden), hidden)
         cache.lengths = start + new
         return self.head(torch.cat([last, hidden], 1))
+
+
+def class_prefix(model: nn.Module, cond: Condition | None, batch_size: int, device: torch.device) -> torch.Tensor:
+    """The one-token condition prefix [B, 1, D] of a model with ``num_classes`` and ``label_emb``
+    (row ``num_classes``: the null label, also an unconditional model's start token): label
+    embeddings, null where the condition is dropped or absent."""
+    null = torch.full((batch_size,), model.num_classes, dtype=torch.long, device=device)
+    labels = null
+    if cond is not None and cond.labels is not None:
+        if not model.num_classes:
+            raise ValueError("cond.labels given, but the model has num_classes=0 (no class conditioning)")
+        labels = torch.where(cond.dropped(batch_size, device), null, cond.labels.to(device))
+    if cond is not None and cond.context is not None:
+        raise ValueError(f"cond.context given, but {type(model).__name__} conditions on class labels only")
+    return model.label_emb(labels)[:, None]

@@ -28,7 +28,9 @@ class KVCache:
     LongTensor[B], the filled slots per row once ``per_row`` made them static buffers, else None
     (every slot filled). ``KVCache()`` is the empty cache a model fills on its first call, setting
     ``num_prefix`` too; ``prefix_mask``: BoolTensor[B, P] (True = a real prefix slot) where the
-    prefix is padded to one length (prompts of different lengths), else None. A model may keep only
+    prefix is padded to one length (prompts of different lengths), else None; ``slot_mask``:
+    BoolTensor[B, P + S] (True = a slot to attend to) where rows filled different numbers of slots
+    in one call (the flexible-order AR model's padded groups), else None. A model may keep only
     some of these (a test table keeps only ``hidden``)."""
 
     keys: list[torch.Tensor] | None = None
@@ -37,6 +39,7 @@ class KVCache:
     hidden: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
     prefix_mask: torch.Tensor | None = None
+    slot_mask: torch.Tensor | None = None
 
     @property
     def length(self) -> int:

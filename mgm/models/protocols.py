@@ -12,6 +12,10 @@ Masked model: ``model(codes[B, K, N], cond) -> logits[B, K, N, V]``, optionally 
 AR model: ``model(tokens[B, L], cond, cache=None) -> logits[B, L + 1, V]``, optionally with
     vocab_size (int), max_length (int), num_classes (int), row_cache (True: it honours an
     ``KVCache`` with per-row lengths, ``mgm.models.cache``).
+Flexible-order AR model (``mgm.models.FlexARTransformer``): spec, num_classes, and
+    forward_group(tokens[B, M], positions[B, M], targets[B, Q], cond, cache, token_mask=None,
+    target_mask=None) -> logits[B, Q, V] (the last group's tokens enter the cache, the next
+    group's positions are predicted); the "flex-ar" decoders need it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from mgm.tokens import TokenSpec
 
 MODEL_TRAITS = (
     "spec", "num_classes", "accepts", "vocab_size", "max_length", "forward_cached", "forward_partial", "critic_scores",
-    "row_cache",
+    "row_cache", "forward_group",
 )  # fmt: skip
 
 
@@ -53,6 +57,7 @@ class ModelTraits:
     forward_partial: Callable | None = None
     critic_scores: Callable | None = None
     row_cache: bool | None = None
+    forward_group: Callable | None = None
 
 
 def model_traits(model: object) -> ModelTraits:

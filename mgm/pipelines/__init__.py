@@ -2,6 +2,7 @@
 
 from mgm.pipelines.ar_image import ARImagePipeline
 from mgm.pipelines.base import MaskedPipeline, Pipeline
+from mgm.pipelines.flex_ar_image import FlexARImagePipeline
 from mgm.pipelines.image import ImagePipeline
 from mgm.pipelines.settings import CallOptions, DecodeSettings
 
@@ -24,6 +25,7 @@ __all__ = [
     "AudioPipeline",
     "CallOptions",
     "DecodeSettings",
+    "FlexARImagePipeline",
     "ImagePipeline",
     "MaskedPipeline",
     "MotionPipeline",

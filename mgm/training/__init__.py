@@ -9,6 +9,7 @@ from mgm.training.datamodules import (
     MarkovCodesDataModule,
     StreamingCodesDataModule,
 )
+from mgm.training.flex_ar import FlexARTraining
 from mgm.training.masked import MaskedTokenTraining, condition_from_batch
 from mgm.training.motion_vq import MotionVQTraining
 
@@ -16,6 +17,7 @@ __all__ = [
     "ARTraining",
     "CodecTraining",
     "CodesDataModule",
+    "FlexARTraining",
     "ImageSampleGrid",
     "SavePipeline",
     "CodesFileDataModule",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mgm.decoding import AR, MASKED, METHODS
+from mgm.decoding import AR, FLEX_AR, MASKED, METHODS
 from mgm.models import ARTransformer, Condition, MaskedTransformer
 from mgm.models.protocols import ModelWrapper
 from tests.conftest import decodable
 
-MASKED_METHODS = [name for name, m in METHODS.items() if m.kind == MASKED]
+# Flexible-order AR decoders (ARPG, LPD) take the masked signature and keep the same contract.
+MASKED_METHODS = [name for name, m in METHODS.items() if m.kind in (MASKED, FLEX_AR)]
 AR_METHODS = [name for name, m in METHODS.items() if m.kind == AR]
 
 
@@ -40,6 +41,10 @@ class Counting(ModelWrapper):
     def forward_partial(self, codes, positions, cond, cache, **kwargs):
         self.batches.append(codes.shape[0])
         return self.model.forward_partial(codes, positions, cond, cache, **kwargs)
+
+    def forward_group(self, tokens, positions, targets, cond, cache, *masks):
+        self.batches.append(tokens.shape[0])
+        return self.model.forward_group(tokens, positions, targets, cond, cache, *masks)
 
     def critic_scores(self, codes, cond):
         self.critic_batches.append(codes.shape[0])
@@ -164,6 +169,8 @@ BAD_MASKED = [
 @pytest.mark.parametrize("method", MASKED_METHODS)
 def test_masked_bad_options_fail_before_any_model_call(method, masked_model, kwargs, match):
     kwargs = dict(kwargs)
+    if "choice_temperature" in kwargs and METHODS[method].kind != MASKED:
+        match = r"unknown option\(s\) \['choice_temperature'\]"  # no confidences to rank
     if kwargs.get("cond") == "labels":
         kwargs["cond"] = Condition(labels=torch.tensor([0, 1]))
         kwargs.setdefault("batch_size", None)
@@ -234,5 +241,5 @@ def test_ar_bad_options_fail_before_any_model_call(method, ar_model, kwargs, mat
 def test_every_method_registers_options_that_validate_their_defaults():
     for name, method in METHODS.items():
         sampling, run, own = method.parse({})
-        assert type(own) is method.options and method.kind in (MASKED, AR)
+        assert type(own) is method.options and method.kind in (MASKED, AR, FLEX_AR)
         assert set(method.defaults()) <= set(method.option_names), name

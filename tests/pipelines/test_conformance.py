@@ -50,6 +50,11 @@ CASES = {
         "variations": lambda p, **o: p.variations(_image_input(p), 0.5, labels=[2], **o),
     }),
     "ar_image": Case("tiny_ar_pipeline", {"labels": [0, 1]}),
+    "flex_ar_image": Case("tiny_flex_ar_pipeline", {"labels": [0, 2]}, {
+        "inpaint": lambda p, **o: p.inpaint(_image_input(p), _half_mask(p), labels=[0, 1], **o),
+        "outpaint": lambda p, **o: p.outpaint(_image_input(p), "left", 4, labels=[1], **o),
+        "variations": lambda p, **o: p.variations(_image_input(p), 0.5, labels=[2], **o),
+    }),
     "audio": Case("tiny_audio_pipeline", {"labels": [1], "seconds": 0.1}, {
         "continue_": lambda p, **o: p.continue_(_clip(p)[..., :800], 0.2, labels=[0, 1], **o),
         "infill": lambda p, **o: p.infill(_clip(p), 0.05, 0.1, labels=[2], **o),
