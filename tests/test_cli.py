@@ -308,9 +308,35 @@ def test_generate_image_from_an_ar_pipeline(tiny_vq, tmp_path, cli_error):
     common = ["--model", str(folder), "--device", "cpu", "--out", str(tmp_path / "out"), "--num", "2"]
     assert len(generate.main(["image", "--method", "sjd", "--window", "4", "--init", "above", *common])) == 3
     masked_method = ["image", "--method", "recap", "--overwrite", *common]
-    cli_error(generate.main, masked_method, r"method='recap' is not a known ar decoding method")
-    no_model = ["image", "--method", "sjd", "--device", "cpu", "--out", str(tmp_path / "x")]
-    cli_error(generate.main, no_model, "AR image pipeline")
+    cli_error(generate.main, masked_method, r"--method recap needs a masked pipeline \(ImagePipeline\)")
+    inpaint = ["image", "inpaint", "--method", "sjd", "--overwrite", *common]
+    cli_error(generate.main, inpaint, "an AR pipeline samples images; inpaint needs a masked or flexible-order AR")
+    # Without --model, an AR method samples from the shipped AR pipeline.
+    shipped = generate.main(["image", "--method", "ar", "--device", "cpu", "--out", str(tmp_path / "x"), "--num", "1"])
+    assert len(shipped) == 2
+
+
+def test_generate_image_from_a_flex_ar_pipeline_samples_and_edits(tiny_flex_ar_pipeline, tmp_path, cli_error):
+    from mgm.pipelines.image_io import read_image, write_pngs
+
+    folder = tiny_flex_ar_pipeline.save_pretrained(tmp_path / "flex")
+    common = ["--model", str(folder), "--device", "cpu", "--num", "2"]
+    out = tmp_path / "out"
+    assert len(generate.main(["image", "--method", "arpg", "--num-steps", "5", "--out", str(out), *common])) == 3
+    image = read_image(out / "sample_000.png")
+    mask = torch.zeros(1, 16, 16)
+    mask[:, :, 8:] = 1
+    write_pngs({"mask.png": mask.expand(3, 16, 16)}, tmp_path)
+    edit = ["image", "inpaint", "--input", str(out / "sample_000.png"), "--mask", str(tmp_path / "mask.png"),
+            "--method", "lpd", "--out", str(tmp_path / "edit"), *common]  # fmt: skip
+    [painted, _] = generate.main(edit)
+    kept = read_image(painted)[:, :, :8]
+    assert torch.equal(kept, image[:, :, :8]), "outside the mask the pixels are the input's"
+    cli_error(generate.main, ["image", "--method", "sjd", "--out", str(tmp_path / "y"), *common],
+              r"--method sjd needs an AR pipeline \(ARImagePipeline\); --model .* is not one")  # fmt: skip
+    cli_error(generate.main, ["image", "--method", "arpg", "--choice-temperature", "1", "--out", str(tmp_path / "z"),
+                              *common], r"unknown option\(s\) \['choice_temperature'\]")  # fmt: skip
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 
 def test_generate_motion_end_to_end(tiny_motion_pipeline, tmp_path, cli_error):

@@ -38,9 +38,20 @@ def test_eval_image_with_an_ar_pipeline_ar_and_sjd(tiny_vq, tmp_path, cli_error)
     assert ar["nfe_per_sample"] == 64 and "compute_full_passes_per_sample" not in ar
     sjd = evaluate.main([*common, "--method", "sjd", "--window", "4"])
     assert 1 <= sjd["nfe_per_sample"] <= 64 and 0 <= sjd["scores"]["judge_accuracy"] <= 1
-    cli_error(evaluate.main, [*common, "--method", "recap"], r"method='recap' is not a known ar decoding method")
+    cli_error(evaluate.main, [*common, "--method", "recap"], r"--method recap needs a masked pipeline")
     not_ar = ["image", "--method", "ar", "--model", str(tmp_path), "--out", str(tmp_path / "x.json")]
     cli_error(evaluate.main, not_ar, "needs an AR pipeline")
+
+
+def test_eval_image_with_a_flex_ar_pipeline(tiny_flex_ar_pipeline, tmp_path, cli_error):
+    folder = tiny_flex_ar_pipeline.save_pretrained(tmp_path / "flex")
+    common = ["image", "--model", str(folder), "--num", "6", "--reference-num", "8", "--device", "cpu",
+              "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r.json"), "--overwrite"]  # fmt: skip
+    for method, steps in (("arpg", 5), ("lpd", 3)):
+        report = evaluate.main([*common, "--method", method, "--num-steps", str(steps)])
+        assert report["nfe_per_sample"] == steps and 0 <= report["scores"]["judge_accuracy"] <= 1
+        assert report["compute_full_passes_per_sample"] < steps, "cached passes over a few rows"
+    cli_error(evaluate.main, [*common, "--method", "maskgit"], "needs a masked pipeline")
 
 
 def test_eval_reads_a_folder_with_class_subfolders(tmp_path):
