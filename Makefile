@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench bench-gpu pretrained-image pretrained-audio pretrained-ar pretrained-motion pretrained-critics clean
+.PHONY: install test lint demo bench bench-gpu pretrained-image pretrained-audio pretrained-ar pretrained-flex-ar pretrained-motion pretrained-critics clean
 
 install: $(STAMP)
 
@@ -43,6 +43,12 @@ pretrained-ar: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/image/ar_shapes.yaml
 	rm -rf mgm/pretrained/ar_image_shapes
 	cp -r outputs/image/ar/pipeline mgm/pretrained/ar_image_shapes
+
+# The flexible-order AR Shapes10 pipeline (ARPG / LPD decoding), warm-started from the shipped AR model.
+pretrained-flex-ar: $(STAMP)
+	OMP_NUM_THREADS=2 $(PY) train.py fit --config configs/image/flex_ar_shapes.yaml
+	rm -rf mgm/pretrained/flex_ar_image_shapes
+	cp -r outputs/image/flex_ar/pipeline mgm/pretrained/flex_ar_image_shapes
 
 # The text-conditioned Motions7 pipeline: part-aware MotionVQ, then the masked motion transformer.
 pretrained-motion: $(STAMP)

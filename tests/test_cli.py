@@ -193,6 +193,33 @@ def test_train_image_recipes_fast_dev_run(tiny_vq, tmp_path):
     assert pipe.settings.method == "sjd" and pipe.generate(2, seed=0).shape == (2, 3, 16, 16)
 
 
+@pytest.mark.parametrize("recipe", ["flex_ar_shapes.yaml", "flex_ar_shapes_arpg.yaml"])
+def test_train_flex_ar_recipes_fast_dev_run(recipe, tiny_vq, tmp_path):
+    """Both recipes on tiny data, warm-started from a tiny AR model, write a FlexARImagePipeline."""
+    from mgm.models import ARTransformer
+    from mgm.pipelines import FlexARImagePipeline
+
+    tok = tiny_vq.save_pretrained(tmp_path / "tok")
+    torch.manual_seed(0)
+    ARTransformer(vocab_size=32, max_length=64, dim=32, depth=1, num_heads=2, num_classes=10).save_pretrained(
+        tmp_path / "ar"
+    )
+    args = [
+        "fit", "--config", str(ROOT / "configs/image" / recipe), "--trainer.fast_dev_run=true",
+        "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+        "--model.init_args.model.init_args.codebook_sizes=[32]", "--model.init_args.model.init_args.dim=32",
+        "--model.init_args.model.init_args.depth=1", "--model.init_args.model.init_args.num_heads=2",
+        f"--model.init_args.init_from={tmp_path / 'ar'}", f"--data.init_args.tokenizer={tok}",
+        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}", "--data.init_args.images.init_args.num_images=64",
+        "--data.init_args.images.init_args.image_size=16", "--data.init_args.batch_size=8",
+        f"--trainer.callbacks.init_args.directory={tmp_path / 'flex'}",
+        f"--trainer.callbacks.init_args.tokenizer={tok}",
+    ]  # fmt: skip
+    train.main(args)
+    pipe = FlexARImagePipeline.from_pretrained(tmp_path / "flex")
+    assert pipe.settings.method in ("lpd", "arpg") and pipe.generate(2, seed=0).shape == (2, 3, 16, 16)
+
+
 def test_train_codec_decoder_recipe_fast_dev_run(tmp_path):
     from mgm.tokenizers import EncodecTokenizer
 

@@ -11,16 +11,32 @@ training). Every query carries the loss of its target (cross-entropy over all N 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
-from mgm.checks import check_int
+from mgm.checks import check_int, check_number
+from mgm.io import load_json
 from mgm.models.ar_transformer import ARTransformer
 from mgm.models.flex_ar import FlexARTransformer, warm_start_from_ar
 from mgm.schedules import get_mask_schedule, masked_counts
+from mgm.schedules.orders import locality_order
 from mgm.training.ar import ARTraining
 from mgm.training.masked import condition_from_batch
-from mgm.training.resume import SeededTraining
+
+
+def warm_start(model: FlexARTransformer, folder: str) -> None:
+    """``folder``: a saved FlexARTransformer (its weights, the configs equal) or ARTransformer
+    (``warm_start_from_ar``)."""
+    config = load_json(Path(folder) / "config.json")
+    if config.get("_class_name") != FlexARTransformer.__name__:
+        warm_start_from_ar(model, ARTransformer.from_pretrained(folder))
+        return
+    source = FlexARTransformer.from_pretrained(folder)
+    if source.config != model.config:
+        raise ValueError(f"init_from={folder}: its config {source.config} differs from the model's {model.config}")
+    model.load_state_dict(source.state_dict())
 
 
 def training_groups(num_positions: int, num_groups: int, schedule: str = "cosine") -> torch.Tensor:
@@ -33,7 +49,10 @@ def training_groups(num_positions: int, num_groups: int, schedule: str = "cosine
 
 class FlexARTraining(ARTraining):
     """Args: model (a FlexARTransformer); ``group_steps`` (module doc); ``schedule`` of the group
-    sizes; ``init_from``: a saved ARTransformer folder to warm-start from (``warm_start_from_ar``);
+    sizes; ``init_from``: a saved ARTransformer folder to warm-start from (``warm_start_from_ar``),
+    or a saved FlexARTransformer of the same config to continue from; ``decode_order_share``: the
+    share of examples trained in LPD's locality order (the order ``lpd_decode`` decodes in) rather
+    than a random one (0: ARPG's all-random training);
     AdamW with warm-up + cosine decay, label smoothing and condition dropout as ARTraining, whose
     steps, logging and optimiser it shares."""
 
@@ -50,11 +69,13 @@ class FlexARTraining(ARTraining):
         label_smoothing: float = 0.0,
         cond_drop_prob: float = 0.1,
         init_from: str | None = None,
+        decode_order_share: float = 0.0,
     ):
-        SeededTraining.__init__(self)  # ARTraining's own __init__ takes an ARTransformer
+        super(ARTraining, self).__init__()  # skips ARTraining.__init__ (it takes an ARTransformer)
         if not 0 <= cond_drop_prob < 1:
             raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
         get_mask_schedule(schedule)
+        check_number(decode_order_share, "decode_order_share", minimum=0, maximum=1)
         if group_steps is not None:
             lo, hi = group_steps
             check_int(lo, "group_steps[0]")
@@ -64,7 +85,7 @@ class FlexARTraining(ARTraining):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         if init_from is not None:  # before a checkpoint resume, which then overrides these weights
-            warm_start_from_ar(model, ARTransformer.from_pretrained(init_from))
+            warm_start(model, init_from)
 
     def setup(self, stage: str) -> None:
         spec = getattr(getattr(self.trainer, "datamodule", None), "spec", None)
@@ -83,6 +104,10 @@ class FlexARTraining(ARTraining):
         codes = batch["codes"][:, 0]  # (B, N)
         b, n = codes.shape
         order = torch.rand(b, n, device=codes.device).argsort(-1)
+        if self.hparams.decode_order_share > 0:
+            fixed = torch.rand(b, device=codes.device) < self.hparams.decode_order_share
+            locality = locality_order(tuple(self.model.spec.shape)).to(codes.device)
+            order = torch.where(fixed[:, None], locality[None], order)
         tokens = codes.gather(1, order)
         cond = condition_from_batch(batch)
         if train and cond is not None and self.hparams.cond_drop_prob > 0:

@@ -139,3 +139,23 @@ def test_training_groups_follow_the_decoders_sizes():
         left = masked_counts(torch.tensor([n]), t)[0]
         assert sizes.tolist() == (n - left).diff(prepend=torch.tensor([0])).tolist()
         assert torch.all(groups.diff() >= 0) and int(sizes.min()) >= 1
+
+
+def test_flex_training_continues_from_a_flex_folder_and_checks_its_arguments(tmp_path):
+    from mgm.training import FlexARTraining
+
+    source = tiny()
+    folder = source.save_pretrained(tmp_path / "flex")
+    fresh = FlexARTransformer([12], [3, 4], dim=32, depth=2, num_heads=2, num_classes=3)
+    system = FlexARTraining(fresh, group_steps=(2, 5), decode_order_share=0.5, init_from=str(folder))
+    assert torch.equal(fresh.query_emb, source.query_emb) and torch.equal(fresh.head.weight, source.head.weight)
+    codes = torch.randint(12, (4, 1, 12))
+    loss, accuracy = system.loss({"codes": codes, "labels": torch.tensor([0, 1, 2, 0])}, train=True)
+    assert loss.isfinite() and 0 <= accuracy <= 1
+    other = FlexARTransformer([12], [3, 4], dim=32, depth=1, num_heads=2, num_classes=3)
+    with pytest.raises(ValueError, match="differs from the model's"):
+        FlexARTraining(other, init_from=str(folder))
+    with pytest.raises(ValueError, match=r"group_steps=\[2, 13\]: at most N=12 groups"):
+        FlexARTraining(fresh, group_steps=(2, 13))
+    with pytest.raises(ValueError, match="decode_order_share=1.5"):
+        FlexARTraining(fresh, decode_order_share=1.5)
