@@ -10,6 +10,9 @@ explicit object passed in and out: models keep no decoding state. Two ways of fi
 - an AR model (``ARTransformer``) appends the slots of the tokens it is fed; ``truncate(n)``
   rolls back to n tokens, and ``per_row(capacity)`` turns the cache into static buffers with
   one filled length per row (``lengths``), for batched speculative decoding.
+- a flexible-order AR model (``FlexARTransformer.forward_group``) appends one group of tokens per
+  decoding step; rows that feed fewer tokens than the group's width mark their padded slots in
+  ``slot_mask``.
 
 Legend: B batch, H heads, P prefix slots, S slots, E head width, D model width.
 """
