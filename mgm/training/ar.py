@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mgm.models.ar_transformer import ARTransformer
 from mgm.tokens import flatten_codes
-from mgm.training.masked import condition_from_batch
+from mgm.training.masked import check_cond_drop_prob, condition_from_batch
 from mgm.training.optim import adamw_with_warmup_cosine
 from mgm.training.resume import SeededTraining
 
@@ -33,8 +33,7 @@ class ARTraining(SeededTraining):
         cond_drop_prob: float = 0.1,
     ):
         super().__init__()
-        if not 0 <= cond_drop_prob < 1:
-            raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
+        check_cond_drop_prob(cond_drop_prob)
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 

@@ -23,7 +23,7 @@ from mgm.models.flex_ar import FlexARTransformer, warm_start_from_ar
 from mgm.schedules import get_mask_schedule, masked_counts
 from mgm.schedules.orders import locality_order
 from mgm.training.ar import ARTraining
-from mgm.training.masked import condition_from_batch
+from mgm.training.masked import check_cond_drop_prob, condition_from_batch
 
 
 def warm_start(model: FlexARTransformer, folder: str) -> None:
@@ -72,8 +72,7 @@ class FlexARTraining(ARTraining):
         decode_order_share: float = 0.0,
     ):
         super(ARTraining, self).__init__()  # skips ARTraining.__init__ (it takes an ARTransformer)
-        if not 0 <= cond_drop_prob < 1:
-            raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
+        check_cond_drop_prob(cond_drop_prob)
         get_mask_schedule(schedule)
         check_number(decode_order_share, "decode_order_share", minimum=0, maximum=1)
         if group_steps is not None:

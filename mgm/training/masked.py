@@ -64,6 +64,12 @@ def warm_start_from_ar(model: MaskedTransformer, ar: ARTransformer) -> None:
         emb.copy_(mean - overall * (ndim - 1) / ndim)
 
 
+def check_cond_drop_prob(cond_drop_prob) -> None:
+    """The condition-dropout probability every training system takes: in [0, 1)."""
+    if not 0 <= cond_drop_prob < 1:
+        raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
+
+
 def condition_from_batch(batch: dict) -> Condition | None:
     fields = {name: batch[name] for name in ("labels", "context", "context_mask") if name in batch}
     return Condition(**fields) if fields else None
@@ -138,8 +144,7 @@ class MaskedTokenTraining(SeededTraining):
         get_mask_schedule(schedule)
         if loss_weighting not in ("token", "example"):
             raise ValueError(f"loss_weighting={loss_weighting!r}: expected 'token' or 'example'")
-        if not 0 <= cond_drop_prob < 1:
-            raise ValueError(f"cond_drop_prob={cond_drop_prob}: expected a probability in [0, 1)")
+        check_cond_drop_prob(cond_drop_prob)
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing={label_smoothing}: expected a number in [0, 1)")
         self.save_hyperparameters(ignore=["model", "text_encoder"])
