@@ -11,6 +11,7 @@ from einops import rearrange
 from torch import nn
 
 from mgm.checks import check_int, check_number
+from mgm.models.windows import WindowLayout
 
 Rotary = tuple[torch.Tensor, torch.Tensor]
 """(cos, sin), each broadcastable to [B, H, L, E / 2]: rotation angles of the rows they go with."""
@@ -69,6 +70,7 @@ class Attention(nn.Module):
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
         attn_mask: torch.Tensor | None = None,
         rotary: Rotary | None = None,
+        window: WindowLayout | None = None,
     ) -> torch.Tensor:
         """x: [B, L, D]; context: [B, S, D] or None (= x); key_mask: BoolTensor[B, S], True = attend.
 
@@ -76,6 +78,7 @@ class Attention(nn.Module):
         ``context`` / ``x`` (the feature-reuse and KV-cache paths; their keys already turned).
         ``attn_mask``: BoolTensor broadcastable to [B, H, L, S], True = attend. ``rotary``: the
         angles of x's rows (self-attention only): queries, and keys projected here, are turned.
+        ``window``: grid-window self-attention over all of x's rows (``mgm.models.windows``).
         """
         q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)
         if rotary is not None:
@@ -83,11 +86,15 @@ class Attention(nn.Module):
                 raise ValueError("rotary angles apply to self-attention only, not to a context")
             q = rotate(q, rotary)
         k, v = keys_values if keys_values is not None else self.keys_values(x if context is None else context, rotary)
-        if key_mask is not None:
-            attn_mask = key_mask[:, None, None, :] if attn_mask is None else attn_mask & key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        dropout_p = self.dropout if self.training else 0.0
+        if window is not None and key_mask is None and attn_mask is None:
+            out = window.attend(q, k, v, dropout_p)
+        else:
+            if window is not None:  # padded keys too: the window's mask over every row
+                attn_mask = window.mask(torch.arange(x.shape[1], device=x.device))
+            if key_mask is not None:
+                attn_mask = key_mask[:, None, None, :] if attn_mask is None else attn_mask & key_mask[:, None, None, :]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         return self.proj(rearrange(out, "b h l e -> b l (h e)"))
 
 
@@ -114,12 +121,22 @@ def check_transformer_size(dim, depth, num_heads, mlp_ratio, dropout, num_classe
 
 
 class Block(nn.Module):
-    """Pre-norm block: self-attention, optional cross-attention to a context, MLP."""
+    """Pre-norm block: self-attention, optional cross-attention to a context, MLP.
+
+    ``window``: a ``WindowLayout`` makes the self-attention grid-window attention over the block's
+    rows (the prefix + grid sequence of a masked model); None is full attention."""
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0, cross_attention: bool = False
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        cross_attention: bool = False,
+        window: WindowLayout | None = None,
     ):
         super().__init__()
+        self.window = window
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, num_heads, dropout=dropout)
         self.norm_cross = nn.LayerNorm(dim) if cross_attention else None
@@ -139,7 +156,7 @@ class Block(nn.Module):
         """x: [B, L, D]; context: [B, S, D] (already projected to D) with context_mask [B, S];
         key_mask: BoolTensor[B, L], True = a real position (padding is not attended to);
         rotary: the rotary angles of x's rows, or None."""
-        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, rotary=rotary))
+        x = x + self.dropout(self.attn(self.norm1(x), key_mask=key_mask, rotary=rotary, window=self.window))
         return self._cross_and_mlp(x, context, context_mask)
 
     def _cross_and_mlp(self, x, context, context_mask) -> torch.Tensor:
@@ -153,7 +170,7 @@ class Block(nn.Module):
         """As forward, also returning this block's self-attention (keys, values) [B, H, L, E]."""
         h = self.norm1(x)
         kv = self.attn.keys_values(h, rotary)
-        x = x + self.dropout(self.attn(h, keys_values=kv, rotary=rotary))
+        x = x + self.dropout(self.attn(h, keys_values=kv, rotary=rotary, window=self.window))
         return self._cross_and_mlp(x, context, context_mask), kv
 
     def forward_partial(
@@ -174,7 +191,8 @@ class Block(nn.Module):
         where = index[:, None, :, None].expand_as(fresh_k)
         k = cached[0].scatter(2, where, fresh_k)
         v = cached[1].scatter(2, where, fresh_v)
-        x = x + self.dropout(self.attn(h, keys_values=(k, v), rotary=rotary))
+        mask = None if self.window is None else self.window.mask(index)[:, None]  # (B, 1, Q, P + N)
+        x = x + self.dropout(self.attn(h, keys_values=(k, v), attn_mask=mask, rotary=rotary))
         return self._cross_and_mlp(x, context, context_mask), (k, v)
 
 

@@ -17,6 +17,7 @@ from mgm.io import PretrainedMixin
 from mgm.models.cache import KVCache
 from mgm.models.conditioning import Condition
 from mgm.models.layers import Block, Rotary, check_transformer_size, grid_rotary_angles, init_weights
+from mgm.models.windows import check_windows, window_layouts
 from mgm.tokens import TokenSpec
 
 
@@ -39,6 +40,11 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             position (``mgm.models.layers.grid_rotary_angles``), so attention sees grid offsets
             directly; the per-axis embeddings stay. Off by default (and for checkpoints saved
             before the option existed).
+        windows: grid-window self-attention (``mgm.models.windows``): a list of window shapes,
+            one size per grid axis, each dividing its axis, cycled over the blocks; e.g. MaskViT's
+            ``[[1, 8, 8], [16, 4, 4]]`` on a (16, 8, 8) grid alternates per-frame attention with
+            spatiotemporal boxes. The prefix (class token) stays global. None: full attention.
+            A windowed model takes the whole grid only (no shorter 1-D clips).
 
     ``gradient_checkpointing`` (an attribute, not saved; False by default): recompute each block's
     activations in the backward pass instead of keeping them (less memory, about a third more
@@ -59,9 +65,11 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         num_classes: int = 0,
         context_dim: int | None = None,
         rotary: bool = False,
+        windows: Sequence[Sequence[int]] | None = None,
     ):
         super().__init__()
         self.spec = TokenSpec(codebook_sizes, shape)
+        windows = check_windows(windows, self.spec.shape)
         check_transformer_size(dim, depth, num_heads, mlp_ratio, dropout, num_classes)
         if context_dim is not None:
             check_int(context_dim, "context_dim")
@@ -78,6 +86,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
             "num_classes": num_classes,
             "context_dim": context_dim,
             "rotary": rotary,
+            "windows": windows,
         }
         self.num_classes = num_classes
         sizes = self.spec.codebook_sizes
@@ -91,8 +100,10 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         self.label_emb = nn.Embedding(num_classes + 1, dim) if num_classes else None
         self.context_proj = nn.Linear(context_dim, dim) if context_dim else None
         self.null_context = nn.Parameter(torch.zeros(1, 1, dim)) if context_dim else None
+        layouts = window_layouts(windows, self.spec.shape, depth, 1 if num_classes else 0)
         self.blocks = nn.ModuleList(
-            Block(dim, num_heads, mlp_ratio, dropout, cross_attention=bool(context_dim)) for _ in range(depth)
+            Block(dim, num_heads, mlp_ratio, dropout, cross_attention=bool(context_dim), window=layout)
+            for layout in layouts
         )
         self.norm = nn.LayerNorm(dim)
         self.head_weight = nn.Parameter(torch.zeros(k, v, dim))
@@ -128,7 +139,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
         1-D grid (audio, motion) any length up to N (the first positions are used)."""
         if num_codebooks != self.spec.num_codebooks:
             return False
-        if len(self.spec.shape) == 1:
+        if len(self.spec.shape) == 1 and self.config["windows"] is None:
             return 1 <= num_positions <= self.spec.num_positions
         return num_positions == self.spec.num_positions
 
@@ -208,7 +219,7 @@ class MaskedTransformer(PretrainedMixin, nn.Module):
     def _embed(self, codes: torch.Tensor, cond: Condition | None):
         b, k, n = codes.shape
         if not self.accepts(k, n):
-            longest = "<= " if len(self.spec.shape) == 1 else ""
+            longest = "<= " if len(self.spec.shape) == 1 and self.config["windows"] is None else ""
             raise ValueError(
                 f"codes: shape {tuple(codes.shape)} does not fit the model: expected "
                 f"[B, {self.spec.num_codebooks}, {longest}{self.spec.num_positions}]"

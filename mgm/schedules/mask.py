@@ -113,20 +113,77 @@ def random_mask(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     min_masked: int = 1,
+    ratio_range: tuple[float, float] = (0.0, 1.0),
+    given: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training mask: per example draw r ~ U(0, 1), mask round(gamma(r) * K * N) positions.
+    """Training mask: per example draw r ~ U(0, 1), mask round(ratio * F) of its F free positions,
+    ratio = lo + (hi - lo) * gamma(r) for ``ratio_range`` (lo, hi).
 
-    Returns ``(mask, ratio)``: BoolTensor[B, K, N] (True = masked) and FloatTensor[B]. At least
-    ``min_masked`` positions are masked per example so every example carries a loss.
+    ``ratio_range`` narrows the ratios to [lo, hi]: MaskViT's variable mask ratio is
+    ``schedule="linear", ratio_range=(0.5, 1.0)`` (ratios uniform in [0.5, 1]). ``given``:
+    BoolTensor[B, K, N], positions never masked (context the decoder will be given); None = all
+    free. Returns ``(mask, ratio)``: BoolTensor[B, K, N] (True = masked) and FloatTensor[B]. At
+    least ``min_masked`` positions are masked per example (fewer only where fewer are free), so
+    every example carries a loss.
     """
+    low, high = check_ratio_range(ratio_range)
     batch, k, n = shape
     total = k * n
     r = torch.rand(batch, generator=generator, device=device)
-    ratio = mask_ratio(r, schedule)
-    num_masked = torch.round(ratio * total).long().clamp(min_masked, total)
+    ratio = low + (high - low) * mask_ratio(r, schedule)
     scores = torch.rand(batch, total, generator=generator, device=device)
+    if given is None:
+        free = torch.full((batch,), total, device=scores.device)
+    else:
+        given = given.reshape(batch, total).to(scores.device)
+        scores = scores.masked_fill(given, 2.0)  # ranked after every free position
+        free = (~given).sum(1)
+    num_masked = torch.minimum(torch.round(ratio * free).long().clamp_min(min_masked), free)
     mask = ranks(scores) < num_masked[:, None]
     return mask.view(batch, k, n), ratio
+
+
+def check_ratio_range(ratio_range) -> tuple[float, float]:
+    """A training mask-ratio range (lo, hi) with 0 <= lo <= hi <= 1."""
+    ok = isinstance(ratio_range, (tuple, list)) and len(ratio_range) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ratio_range)
+    if not ok or not 0 <= ratio_range[0] <= ratio_range[1] <= 1:
+        raise ValueError(f"ratio_range={ratio_range!r}: expected (lo, hi) with 0 <= lo <= hi <= 1")
+    return float(ratio_range[0]), float(ratio_range[1])
+
+
+def given_slices(
+    batch: int,
+    spec,
+    share: float,
+    slices: tuple[int, int],
+    both_ends_share: float = 0.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """BoolTensor[B, K, N]: for a ``share`` of the examples, the leading s ~ U{lo..hi} slices of
+    the grid's first axis (all codebooks) are given; of those examples, a ``both_ends_share`` are
+    also given s' ~ U{lo..hi} trailing slices (s + s' kept below the axis length). The rest: none.
+
+    This is what prediction (the first frames known) and interpolation (both ends known) look like
+    to the model, so training on it keeps those edits in distribution."""
+    length, per_slice = spec.shape[0], spec.num_positions // spec.shape[0]
+    low, high = slices
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high < length):
+        raise ValueError(f"slices={slices!r}: expected (lo, hi) with 1 <= lo <= hi < {length} (the first axis)")
+    for name, value in (("share", share), ("both_ends_share", both_ends_share)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name}={value}: expected a probability in [0, 1]")
+    u = torch.rand(batch, 4, generator=generator, device=device)
+    lead = low + (u[:, 0] * (high - low + 1)).long().clamp_max(high - low)
+    trail = low + (u[:, 1] * (high - low + 1)).long().clamp_max(high - low)
+    trail = torch.where(u[:, 2] < both_ends_share, torch.minimum(trail, length - 1 - lead), torch.zeros_like(trail))
+    lead = torch.where(u[:, 3] < share, lead, torch.zeros_like(lead))
+    trail = torch.where(lead > 0, trail, torch.zeros_like(trail))
+    index = torch.arange(length, device=lead.device)
+    per_frame = (index < lead[:, None]) | (index >= length - trail[:, None])  # (B, length)
+    given = per_frame.repeat_interleave(per_slice, dim=1)  # (B, N)
+    return given[:, None].expand(batch, spec.num_codebooks, -1)
 
 
 def ranks(scores: torch.Tensor) -> torch.Tensor:

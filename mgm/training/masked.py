@@ -14,7 +14,8 @@ from torch import nn
 from mgm.models.ar_transformer import ARTransformer
 from mgm.models.conditioning import Condition
 from mgm.models.masked_transformer import MaskedTransformer
-from mgm.schedules import get_mask_schedule, random_mask
+from mgm.schedules import check_ratio_range, get_mask_schedule, random_mask
+from mgm.schedules import given_slices as _given_slices
 from mgm.schedules.groups import get_group_plan, group_training_mask
 from mgm.training.optim import adamw_with_warmup_cosine
 from mgm.training.resume import SeededTraining
@@ -116,6 +117,14 @@ class MaskedTokenTraining(SeededTraining):
             (heavily masked examples weigh the most); "example" averages within each example, then
             over the batch, so lightly masked examples, which teach the use of context, count as
             much as the rest.
+        mask_ratio_range: (lo, hi): the ratio drawn per example is lo + (hi - lo) * gamma(r)
+            (``mgm.schedules.random_mask``); MaskViT's variable ratio is ``schedule: linear`` with
+            ``(0.5, 1.0)``. The default (0, 1) is plain gamma(r).
+        given_share, given_slices, both_ends_share: train a ``given_share`` of the examples with
+            the leading slices of the grid's first axis given (s ~ U{lo..hi} of ``given_slices``,
+            default (1, L - 1)) and the ratio applied to the rest; of those, a ``both_ends_share``
+            also get trailing slices (``mgm.schedules.given_slices``). On video tokens that is
+            prediction from the first frames and interpolation between both ends.
         init_from: a saved ARTransformer folder to warm-start the model from
             (``warm_start_from_ar``); its sizes must match the model's.
         text_encoder: a caption encoder (``mgm.models.text``) whose tokens become the context of
@@ -139,9 +148,21 @@ class MaskedTokenTraining(SeededTraining):
         text_encoder: nn.Module | None = None,
         loss_weighting: str = "token",
         init_from: str | None = None,
+        mask_ratio_range: tuple[float, float] = (0.0, 1.0),
+        given_share: float = 0.0,
+        given_slices: tuple[int, int] | None = None,
+        both_ends_share: float = 0.0,
     ):
         super().__init__()
         get_mask_schedule(schedule)
+        check_ratio_range(tuple(mask_ratio_range) if isinstance(mask_ratio_range, list) else mask_ratio_range)
+        self.given_range = None
+        if given_share > 0:
+            if plan is not None:
+                raise ValueError(f"given_share={given_share} with plan={plan!r}: given slices train joint masking only")
+            length = model.spec.shape[0]
+            self.given_range = tuple(given_slices) if given_slices is not None else (1, length - 1)
+            _given_slices(1, model.spec, given_share, self.given_range, both_ends_share)  # checks the arguments
         if loss_weighting not in ("token", "example"):
             raise ValueError(f"loss_weighting={loss_weighting!r}: expected 'token' or 'example'")
         check_cond_drop_prob(cond_drop_prob)
@@ -172,7 +193,14 @@ class MaskedTokenTraining(SeededTraining):
         codes = batch["codes"]
         spec = self.model.spec
         if self.plan is None:
-            mask, _ = random_mask(tuple(codes.shape), self.hparams.schedule, device=codes.device)
+            h = self.hparams
+            given = None
+            if self.given_range is not None:
+                given = _given_slices(codes.shape[0], spec, h.given_share, self.given_range, h.both_ends_share,
+                                      device=codes.device)  # fmt: skip
+            ratio_range = tuple(h.mask_ratio_range)
+            mask, _ = random_mask(tuple(codes.shape), h.schedule, device=codes.device, ratio_range=ratio_range,
+                                  given=given)  # fmt: skip
             target = mask
         else:
             mask, target = group_training_mask(tuple(codes.shape), self.plan, device=codes.device)
