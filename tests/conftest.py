@@ -38,6 +38,19 @@ def tiny_image_pipeline(tiny_vq):
 
 
 @pytest.fixture
+def tiny_video_pipeline(tiny_vq):
+    """A VideoPipeline of 4 frames over the tiny VQ's 8x8 tokens per frame, MaskViT's alternating
+    per-frame and spatiotemporal windows."""
+    from mgm.pipelines import VideoPipeline
+    from mgm.tokenizers.video_vq import VideoVQ
+
+    torch.manual_seed(0)
+    transformer = MaskedTransformer([32], [4, 8, 8], dim=32, depth=2, num_heads=2, num_classes=3,
+                                    windows=[[1, 8, 8], [4, 4, 4]])  # fmt: skip
+    return VideoPipeline(VideoVQ(tiny_vq, 4), transformer, {"num_steps": 4}, ["a", "b", "c"])
+
+
+@pytest.fixture
 def tiny_ar_pipeline(tiny_vq):
     """An ARTransformer over the tiny VQ's 64 tokens, decoding with SJD (window 8) by default."""
     from mgm.models import ARTransformer

@@ -5,6 +5,7 @@ from mgm.pipelines.base import MaskedPipeline, Pipeline
 from mgm.pipelines.flex_ar_image import FlexARImagePipeline
 from mgm.pipelines.image import ImagePipeline
 from mgm.pipelines.settings import CallOptions, DecodeSettings
+from mgm.pipelines.video import VideoPipeline
 
 
 def __getattr__(name):
@@ -30,4 +31,5 @@ __all__ = [
     "MaskedPipeline",
     "MotionPipeline",
     "Pipeline",
+    "VideoPipeline",
 ]

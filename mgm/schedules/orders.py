@@ -53,20 +53,23 @@ def _radical_inverse(index: int, base: int) -> float:
     return value
 
 
+_HALTON_BASES = (2, 3, 5, 7, 11, 13)
+
+
 @lru_cache(maxsize=32)
 def halton_order(shape: tuple[int, ...]) -> torch.Tensor:
-    """LongTensor[N]: the Halton order of a grid ``shape`` (H, W) (or van der Corput of (T,))."""
-    if len(shape) == 1:
-        bases, sizes = (2,), shape
-    elif len(shape) == 2:
-        bases, sizes = (2, 3), shape
-    else:
-        raise ValueError(f"halton order: a 1-D or 2-D grid, got shape {shape}")
+    """LongTensor[N]: the Halton order of a grid ``shape`` (van der Corput for (T,); bases 2, 3,
+    5, ... per axis for (H, W), (T, H, W), ...): point i of the Halton sequence picks its cell,
+    cells already taken are skipped."""
+    if not 1 <= len(shape) <= len(_HALTON_BASES):
+        raise ValueError(f"halton order: a grid of 1 to {len(_HALTON_BASES)} axes, got shape {shape}")
+    bases, sizes = _HALTON_BASES[: len(shape)], tuple(shape)
     total = math.prod(sizes)
     seen, order, index = set(), [], 1
     while len(order) < total:
-        cell = [min(size - 1, int(_radical_inverse(index, base) * size)) for base, size in zip(bases, sizes)]
-        flat = cell[0] * sizes[1] + cell[1] if len(sizes) == 2 else cell[0]
+        flat = 0
+        for base, size in zip(bases, sizes):
+            flat = flat * size + min(size - 1, int(_radical_inverse(index, base) * size))
         if flat not in seen:
             seen.add(flat)
             order.append(flat)

@@ -39,6 +39,10 @@ def _clip(pipe):
     return pipe.generate(2, labels=[0, 1], seconds=0.2, seed=9)
 
 
+def _first_frames(pipe, count=1):
+    return pipe.generate(2, labels=[0, 1], seed=9)[:, :count]
+
+
 def _motion(pipe):
     return pipe.generate(2, texts="a person walks", seconds=2.0, seed=9)
 
@@ -64,6 +68,10 @@ CASES = {
         "complete": lambda p, **o: p.complete(_motion(p)[:, :20], 2.0, texts="a person jumps", **o),
         "edit_part": lambda p, **o: p.edit_part(_motion(p), "upper", texts="someone waves", **o),
         "long_sequence": lambda p, **o: p.long_sequence(["a person walks", "a person jumps"], 1.0, **o),
+    }),
+    "video": Case("tiny_video_pipeline", {"labels": [0, 2]}, {
+        "predict": lambda p, **o: p.predict(_first_frames(p, 2), labels=[0, 1], **o),
+        "interpolate": lambda p, **o: p.interpolate(_first_frames(p), _first_frames(p), labels=[2], **o),
     }),
 }  # fmt: skip
 EDITS = [(name, edit) for name, case in CASES.items() for edit in case.edits]
@@ -104,7 +112,7 @@ def test_output_types(case):
         out = pipe.generate(2, **case.conditions, seed=1, output_type=output_type)
         if output_type == "np":
             assert isinstance(out, np.ndarray) and out.shape[0] == 2
-            assert np.allclose(np.moveaxis(out, -1, 1) if out.shape[1:] != pt.shape[1:] else out, pt.numpy())
+            assert np.allclose(np.moveaxis(out, -1, -3) if out.shape[1:] != pt.shape[1:] else out, pt.numpy())
         elif output_type == "pil":
             assert len(out) == 2 and out[0].size == (pt.shape[-1], pt.shape[-2])
     with pytest.raises(ValueError, match="output_type='latent'"):

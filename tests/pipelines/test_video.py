@@ -1,0 +1,129 @@
+"""VideoPipeline and VideoVQ: prediction keeps the given frames, every masked decoder runs on
+video tokens unchanged, and bad input is named before any work."""
+
+import pytest
+import torch
+
+from mgm.decoding.registry import MASKED, METHODS, method_names
+from mgm.models import MaskedTransformer
+from mgm.pipelines import VideoPipeline
+from mgm.tokenizers.video_vq import VideoVQ
+
+
+@pytest.fixture
+def clips(tiny_video_pipeline):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, 4, 3, 16, 16, generator=g)
+
+
+def given_tokens(pipe, frames):
+    """The frame VQ's tokens of frames [B, F, 3, S, S], flattened frame-major: [B, F * h * w]."""
+    return pipe.tokenizer.frames.encode(frames.flatten(0, 1)).view(frames.shape[0], -1)
+
+
+def runnable_methods(model):
+    traits = {"critic_scores": False, "forward_partial": True, "forward_cached": True, "forward_group": False}
+    return [name for name in method_names(MASKED) if all(traits.get(t, False) for t in METHODS[name].needs)]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_every_masked_decoder_predicts_with_the_given_frames_tokens_unchanged(tiny_video_pipeline, clips, cached):
+    pipe = tiny_video_pipeline
+    names = runnable_methods(pipe.transformer)
+    assert {"maskgit", "recap", "threshold", "remask", "verified", "group"} <= set(names)
+    for name in names:
+        options = {"method": name}
+        if cached and "cached" in METHODS[name].option_names:
+            options["cached"] = True
+        elif cached:
+            continue
+        result = pipe.predict_codes(clips[:, :2], labels=[0, 1], seed=1, **options)
+        given = given_tokens(pipe, clips[:, :2])
+        assert torch.equal(result.codes[:, 0, : given.shape[1]], given), name
+        assert not bool(pipe.spec.is_masked(result.codes).any()), name
+        assert pipe.generate_codes(2, seed=1, **options).codes.shape == (2, 1, 256), name
+
+
+def test_predict_returns_the_given_frames_then_the_predicted_ones(tiny_video_pipeline, clips):
+    pipe = tiny_video_pipeline
+    out = pipe.predict(clips[:, :1], labels=[1], seed=3)
+    assert out.shape == (2, 4, 3, 16, 16) and torch.equal(out[:, :1], clips[:, :1])
+    short = pipe.predict(clips[:, :1], 2, labels=[1], seed=3)
+    assert short.shape == (2, 3, 3, 16, 16) and torch.equal(short, out[:, :3])
+    one = pipe.predict(clips[0, :3], labels=[1], seed=3)  # one clip's frames, no batch axis
+    assert one.shape == (1, 4, 3, 16, 16)
+
+
+def test_the_future_depends_on_the_given_frames(tiny_video_pipeline, clips):
+    pipe = tiny_video_pipeline
+    a = pipe.predict_codes(clips[:1, :2], labels=[0], seed=4, temperature=1e-3).codes
+    b = pipe.predict_codes(clips[1:, :2], labels=[0], seed=4, temperature=1e-3).codes
+    assert not torch.equal(a[:, :, 128:], b[:, :, 128:])
+
+
+def test_interpolate_keeps_both_ends(tiny_video_pipeline, clips):
+    pipe = tiny_video_pipeline
+    out = pipe.interpolate(clips[:, 0], clips[:, 3], labels=[2], seed=5)
+    assert out.shape == (2, 4, 3, 16, 16)
+    assert torch.equal(out[:, 0], clips[:, 0]) and torch.equal(out[:, 3], clips[:, 3])
+    result = pipe.interpolate_codes(clips[:, :1], clips[:, 2:], labels=[2], seed=5)
+    assert torch.equal(result.codes[:, 0, :64], given_tokens(pipe, clips[:, :1]))
+    assert torch.equal(result.codes[:, 0, 128:], given_tokens(pipe, clips[:, 2:]))
+
+
+def test_edit_codes_keeps_what_is_not_editable(tiny_video_pipeline, clips):
+    pipe = tiny_video_pipeline
+    editable = torch.zeros(256, dtype=torch.bool)
+    editable[::3] = True
+    result = pipe.edit_codes(clips, editable, labels=[0], seed=0)
+    encoded = pipe.tokenizer.encode(clips)
+    assert torch.equal(result.codes[..., ~editable], encoded[..., ~editable])
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda p, c: p.predict(c[:, :4]), "nothing to predict"),
+        (lambda p, c: p.predict(c[:, :2], 3), "num_future=3"),
+        (lambda p, c: p.predict(c[:, :2], 0), "num_future=0"),
+        (lambda p, c: p.predict(c[:, :2, :, :8]), "frames: expected frames"),
+        (lambda p, c: p.predict(c[:, :2] * 3), "frames: values span"),
+        (lambda p, c: p.predict(c[:, :0]), "frames: no frames"),
+        (lambda p, c: p.interpolate(c[:, :2], c[:, 2:]), "leave nothing between"),
+        (lambda p, c: p.interpolate(c[:, :1], c[:1, 3:]), "end: 1 clips"),
+        (lambda p, c: p.predict(c[:, :2], temprature=1.0), "temprature"),
+    ],
+)
+def test_bad_input_is_named_before_any_work(tiny_video_pipeline, clips, call, match, monkeypatch):
+    pipe = tiny_video_pipeline
+    monkeypatch.setattr(pipe, "decode_codes", lambda *a, **k: pytest.fail("decoded before the check"))
+    with pytest.raises(ValueError, match=match):
+        call(pipe, clips)
+
+
+def test_video_vq_codes_frames_on_a_time_grid_and_round_trips(tiny_vq, tmp_path):
+    tok = VideoVQ(tiny_vq, num_frames=3)
+    assert tok.spec.shape == (3, 8, 8) and tok.downsample == tiny_vq.downsample
+    videos = torch.rand(2, 3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    codes = tok.encode(videos)
+    assert codes.shape == (2, 1, 192)
+    assert torch.equal(codes[1, 0, 64:128], tiny_vq.encode(videos[1, 1:2])[0, 0])  # frame-major
+    decoded = tok.decode(codes)
+    assert decoded.shape == videos.shape
+    # pixels in [0, 1]; a batch of 6 frames and one of 1 may round differently in the convolutions
+    torch.testing.assert_close(decoded[0, 2:], tiny_vq.decode(codes[:1, :, 128:]), atol=1e-5, rtol=0)
+    tok.save_pretrained(tmp_path / "tok")
+    loaded = VideoVQ.from_pretrained(tmp_path / "tok")
+    assert loaded.num_frames == 3 and torch.equal(loaded.encode(videos), codes)
+    tiny_vq.save_pretrained(tmp_path / "frames")  # a plain frame VQ folder serves with num_frames
+    assert VideoVQ.from_pretrained(tmp_path / "frames", num_frames=5).spec.shape == (5, 8, 8)
+    with pytest.raises(ValueError, match="num_frames"):
+        VideoVQ.from_pretrained(tmp_path / "frames")
+    with pytest.raises(ValueError, match=r"videos: shape \(2, 2, 3, 16, 16\)"):
+        tok.encode(videos[:, :2])
+
+
+def test_a_model_of_another_grid_does_not_fit(tiny_vq):
+    model = MaskedTransformer([32], [3, 8, 8], dim=16, depth=1, num_heads=2)
+    with pytest.raises(ValueError, match="spec"):
+        VideoPipeline(VideoVQ(tiny_vq, 4), model)
