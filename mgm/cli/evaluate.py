@@ -6,6 +6,8 @@ against reference statistics, report NFE and wall time per sample; print a table
     mgm-eval audio --plan magnet --encodec           # the shipped Tones8 pipeline, + EnCodec FAD
     mgm-eval audio --vggish vggish-10086976.pth      # + VGGish FAD, from weights you provide
     mgm-eval motion --num 256                        # the shipped Motions7 pipeline, HumanML3D metrics
+    mgm-eval video                                   # the shipped MovingShapes pipeline, 512 clips
+    mgm-eval video --given 4 --num 256               # predictions from the first 4 frames of real clips
     mgm-eval image --samples outputs/my_samples      # a folder (class sub-folders give labels)
 
 Scores: the embedded judge's conditional accuracy (Tones8 also the exact pitch checker) and a
@@ -24,6 +26,11 @@ motion takes the caption and length of one real held-out clip (seed --captions-s
 scores of those real clips are reported beside (``real_*``): what a perfect model would get. A
 folder of samples holds ``.npy`` features [F, 263], with captions in ``captions.json``
 ({"<name>": caption}).
+
+Video: the shipped clip judge's conditional accuracy and a Frechet distance on its features (an
+FVD analogue), and the exact MovingShapes checker's agreement (and its class and motion parts).
+``--given F`` scores predictions: each clip continues the first F frames of a real held-out clip
+(seed --context-seed), judged against that clip's class; a folder of samples holds GIFs.
 """
 
 from __future__ import annotations
@@ -58,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument(
         "--captions-seed", type=int, default=3, help="seed of the real held-out clips giving captions and lengths"
     )
-    for p in (image, audio, motion):
+    video = sub.add_parser("video", help="a VideoPipeline's clips (default: the shipped one), or a folder of GIFs")
+    video.add_argument("--given", type=int, default=0, help="score predictions from this many real first frames")
+    video.add_argument("--context-seed", type=int, default=3, help="seed of the real clips whose frames are given")
+    for p in (image, audio, motion, video):
         p.add_argument("--model", help="pipeline folder or hub id org/name (default: the shipped pipeline)")
         p.add_argument("--samples", help="score this folder of samples instead of generating")
         p.add_argument("--num", type=int, default=512, help="samples to generate")
@@ -97,6 +107,8 @@ def _check(args: argparse.Namespace) -> None:
     check_device(args.device, "--device")
     if args.samples and args.model:
         raise ValueError("give --model (to generate) or --samples (to read), not both")
+    if getattr(args, "given", 0) < 0 or (getattr(args, "given", 0) and args.samples):
+        raise ValueError(f"--given {args.given}: expected a number of frames >= 1, with a pipeline (not --samples)")
     if args.modality == "motion" and not args.samples and args.num < R_PRECISION_BATCH:
         raise ValueError(
             f"--num {args.num}: motion R-precision ranks batches of {R_PRECISION_BATCH}; "
@@ -118,10 +130,11 @@ def _check(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace):
     """(pipeline or None, evaluation) for the modality."""
-    from mgm.eval.suite import AudioEvaluation, ImageEvaluation, MotionEvaluation
-    from mgm.pipelines import AudioPipeline, ImagePipeline, MotionPipeline
+    from mgm.eval.suite import AudioEvaluation, ImageEvaluation, MotionEvaluation, VideoEvaluation
+    from mgm.pipelines import AudioPipeline, ImagePipeline, MotionPipeline, VideoPipeline
 
-    pipeline_class = {"image": ImagePipeline, "audio": AudioPipeline, "motion": MotionPipeline}[args.modality]
+    pipeline_class = {"image": ImagePipeline, "audio": AudioPipeline, "motion": MotionPipeline,
+                      "video": VideoPipeline}[args.modality]  # fmt: skip
     if args.modality == "image":
         pipeline_class = image_pipeline_class(args)
     pipe = None
@@ -133,6 +146,11 @@ def _load(args: argparse.Namespace):
         evaluation = ImageEvaluation(args.judge, image_size=size, inception=args.inception)
     elif args.modality == "motion":
         evaluation = MotionEvaluation(args.evaluator)
+    elif args.modality == "video":
+        frames, size = (pipe.num_frames, pipe.image_size) if pipe is not None else (16, 32)
+        if pipe is not None and args.given >= frames:
+            raise ValueError(f"--given {args.given}: leaves nothing to predict in the model's {frames} frames")
+        evaluation = VideoEvaluation(args.judge, num_frames=frames, image_size=size)
     else:
         vggish = None
         if args.vggish:
@@ -158,11 +176,18 @@ def _generate(pipe, args: argparse.Namespace, evaluation, ranks) -> tuple[torch.
     timing = {"decode_s": 0.0, "total_s": 0.0, "passes": 0.0, "compute": 0.0, "batches": 0}
     if not block:
         return torch.zeros(0), labels, timing
+    call = dict(seed=args.seed, batch_size=args.batch_size, progress=ranks.is_main, first_index=block.start, **decode)
+    given = getattr(args, "given", 0)
+    if given:  # predictions: the first frames of real held-out clips, one per sample, of the cycled labels
+        from mgm.data.moving_shapes import make_clips
+
+        real = make_clips(args.num, pipe.num_frames, pipe.image_size, args.context_seed, torch.arange(args.num)
+                          % pipe.num_classes).clips[block.start : block.stop, :given]  # fmt: skip
     start = time.perf_counter()
-    result = pipe.generate_codes(
-        len(block), labels=labels, seed=args.seed, batch_size=args.batch_size, progress=ranks.is_main,
-        first_index=block.start, **decode,
-    )  # fmt: skip
+    if given:
+        result = pipe.predict_codes(real.to(pipe.device), labels=labels, **call)
+    else:
+        result = pipe.generate_codes(len(block), labels=labels, **call)
     timing["decode_s"] = time.perf_counter() - start
     samples = pipe.tokenizer.decode(result.codes).cpu()
     timing["total_s"] = time.perf_counter() - start

@@ -8,6 +8,9 @@
     python generate.py audio infill --input clip.wav --start 0.5 --end 1.0 --plan magnet
     python generate.py motion "a person walks forward and waves" --seconds 4   # .npy + GIF per motion
     python generate.py motion "someone waves" --task edit-part --part upper --input walk.npy
+    python generate.py video --labels ring --num 4            # the shipped MovingShapes pipeline, GIFs
+    python generate.py video predict --input clip.gif --given 4  # the rest of the clip after its first 4 frames
+    python generate.py video interpolate --input clip.gif --keep-start 2 --keep-end 2
     python generate.py codes --model outputs/markov_toy/model --num 8
 
 Each modality has its subcommand; ``codes`` works for any saved MaskedTransformer and writes the
@@ -29,6 +32,7 @@ from mgm.decoding.registry import AR, FLEX_AR, MASKED
 IMAGE_TASKS = ("sample", "inpaint", "outpaint", "variations")
 AUDIO_TASKS = ("sample", "continue", "infill")
 MOTION_TASKS = ("sample", "inbetween", "complete", "edit-part", "long")
+VIDEO_TASKS = ("sample", "predict", "interpolate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--part", choices=["upper", "lower"], default="upper", help="edit-part: the part regenerated")
     motion.add_argument("--steps-per-second", type=float, help="sample / long: decoding steps scaled with length")
     motion.add_argument("--no-render", action="store_true", help="write .npy files only (no GIF)")
+    video = sub.add_parser("video", help="video clips from a VideoPipeline (default: the shipped one), as GIFs")
+    video.add_argument("task", nargs="?", choices=VIDEO_TASKS, default="sample")
+    video.add_argument("--model", help="pipeline folder or hub id org/name (default: the shipped MovingShapes one)")
+    video.add_argument("--input", nargs="+", help="predict / interpolate: GIF clip(s); the shortest sets the length")
+    video.add_argument("--given", type=positive_int, help="predict: the input's first frames given (default: T / 4)")
+    video.add_argument("--num-future", type=positive_int, help="predict: frames to predict (default: the rest of T)")
+    video.add_argument("--keep-start", type=int, default=1, help="interpolate: the input's first frames kept")
+    video.add_argument("--keep-end", type=int, default=1, help="interpolate: the input's last frames kept")
+    video.add_argument("--fps", type=float, default=8.0, help="frames per second of the written clips")
+    video.add_argument("--mp4", action="store_true", help="also write MP4 (H.264) files; needs ffmpeg on PATH")
     codes = sub.add_parser("codes", help="raw token grids from a saved MaskedTransformer")
     codes.add_argument("--model", required=True, help="folder written by save_pretrained, or a hub id org/name")
-    for p, kinds in ((image, (MASKED, AR, FLEX_AR)), (audio, (MASKED,)), (motion, (MASKED,)), (codes, (MASKED,))):
+    modality_kinds = ((image, (MASKED, AR, FLEX_AR)), (audio, (MASKED,)), (motion, (MASKED,)), (video, (MASKED,)),
+                      (codes, (MASKED,)))  # fmt: skip
+    for p, kinds in modality_kinds:
         _add_common_args(p, kinds)
     return parser
 
@@ -95,6 +111,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         "image": tasks.generate_images,
         "audio": tasks.generate_audio,
         "motion": tasks.generate_motions,
+        "video": tasks.generate_videos,
     }
     paths = generators[args.modality](args)
     for path in paths:

@@ -307,3 +307,68 @@ def generate_motions(args: argparse.Namespace) -> list[Path]:
         motions = pipe.edit_part(given, args.part, texts=args.texts, **options)
     files = {f"{args.task}_{i:03d}": motion.cpu() for i, motion in enumerate(motions)}
     return write_motions(files, args.out, overwrite=args.overwrite, render=not args.no_render)
+
+
+def generate_videos(args: argparse.Namespace) -> list[Path]:
+    """``video`` sample / predict / interpolate: GIFs (and MP4s with ``--mp4``) of T frames each, and
+    a grid clip of the first GRID_MAX."""
+    from mgm.pipelines import VideoPipeline
+    from mgm.pipelines.image_io import check_free
+    from mgm.pipelines.video_io import clip_grid, read_video, write_videos
+
+    check_args(args)
+    if args.task != "sample" and not args.input:
+        raise ValueError(f"video {args.task} needs --input CLIP.gif [CLIP.gif ...]")
+    if args.fps <= 0:
+        raise ValueError(f"--fps {args.fps}: expected a positive number")
+    if args.mp4:
+        import shutil
+
+        if shutil.which("ffmpeg") is None:
+            raise ValueError("--mp4 needs an ffmpeg binary on PATH and none was found; leave --mp4 off for GIFs")
+    from mgm.parallel import launch
+
+    ranks = launch(args.devices, args.device)
+    args.device = ranks.device
+    pipe = load_pipeline(VideoPipeline, args)
+    options, labels = call_options(args), parse_labels(args.labels)
+    pipe.split_options(options)  # bad options fail before the inputs are read
+    suffixes = (".gif", ".mp4") if args.mp4 else (".gif",)
+    if args.task == "sample":
+        num = args.num
+        names = [f"sample_{i:03d}" for i in range(num)]
+        check_free(args.out, [n + s for n in [*names, "sample_grid"] for s in suffixes], args.overwrite)
+        ranks.barrier()  # every rank has checked before any writes
+        block = ranks.blocks(num, args.batch_size)
+        labels = pipe.resolve_labels(num, labels)
+        clips = torch.zeros(0)
+        written = []
+        if block:
+            chosen = None if labels is None else labels[block.start : block.stop]
+            clips = pipe.generate(len(block), labels=chosen, first_index=block.start, **options).cpu()
+            files = {names[block.start + i] + s: clip for i, clip in enumerate(clips) for s in suffixes}
+            written = write_videos(files, args.out, args.fps, overwrite=True)
+        written, shown = ranks.gather(written), ranks.gather(clips[:GRID_MAX])
+        if not ranks.is_main:
+            return []
+        preview = torch.cat([part for part in shown if len(part)])[:GRID_MAX]
+        grid = {f"sample_grid{s}": clip_grid(preview) for s in suffixes}
+        return [path for part in written for path in part] + write_videos(grid, args.out, args.fps, overwrite=True)
+    inputs = [read_video(p) for p in args.input]
+    length = min(len(clip) for clip in inputs)
+    batch = torch.stack([clip[:length] for clip in inputs]).to(args.device)
+    if args.task == "predict":
+        given = args.given if args.given is not None else min(length, pipe.num_frames // 4 or 1)
+        if not 1 <= given <= length:
+            raise ValueError(f"--given {given}: expected 1 to {length} (the frames of the shortest --input clip)")
+        clips = pipe.predict(batch[:, :given], args.num_future, labels=labels, **options)
+    else:
+        if args.keep_start < 1 or args.keep_end < 1 or args.keep_start + args.keep_end > length:
+            raise ValueError(
+                f"--keep-start {args.keep_start} --keep-end {args.keep_end}: expected at least 1 frame each, "
+                f"together at most the {length} frames of the shortest --input clip"
+            )
+        clips = pipe.interpolate(batch[:, : args.keep_start], batch[:, length - args.keep_end :], labels=labels,
+                                 **options)  # fmt: skip
+    files = {f"{args.task}_{i:03d}{s}": clip.cpu() for i, clip in enumerate(clips) for s in suffixes}
+    return write_videos(files, args.out, args.fps, overwrite=args.overwrite)

@@ -340,3 +340,47 @@ class MotionEvaluation(Evaluation):
                     scores.update({f"r_precision_top{k}": value for k, value in enumerate(top, start=1)})
                 scores["mm_dist"] = matching_score(text, motion)
         return scores
+
+
+class VideoEvaluation(Evaluation):
+    """MovingShapes by default: the shipped clip judge (``mgm/pretrained/moving_shapes_classifier``,
+    a ``ClipClassifier`` with class and frame-order heads) and the exact checker
+    (``mgm.data.moving_shapes.check_clips``). The Frechet distance on the judge's features is the
+    FVD analogue (FVD takes an I3D action classifier's). Label scores: the judge's conditional
+    accuracy, ``checker_agreement`` (clips the checker reads as valid MovingShapes clips of the
+    labelled class) and its parts, ``checker_classes`` (one clean class in every frame) and
+    ``checker_motion`` (every object on a bouncing constant-velocity path)."""
+
+    modality = "video"
+
+    def __init__(self, judge_dir=None, num_frames: int = 16, image_size: int = 32, tolerance: int = 1):
+        from mgm.data.moving_shapes import CLASSES
+        from mgm.eval.clip_classifier import ClipClassifier
+
+        super().__init__(ClipClassifier.from_pretrained(judge_dir or PRETRAINED / "moving_shapes_classifier"))
+        self.classes, self.num_frames, self.image_size, self.tolerance = CLASSES, num_frames, image_size, tolerance
+
+    def real_samples(self, num: int, seed: int):
+        from mgm.data.moving_shapes import make_clips
+
+        labels = torch.arange(num) % len(self.classes)
+        return make_clips(num, self.num_frames, self.image_size, seed=seed, labels=labels).clips, labels
+
+    def read_samples(self, folder):
+        from mgm.pipelines.video_io import read_video
+
+        files, labels = _files_with_labels(folder, (".gif",), self.classes)
+        clips = [read_video(p) for p in files]
+        if len({tuple(c.shape) for c in clips}) > 1:
+            raise ValueError(f"{folder}: clips of different shapes; expected one number of frames and size")
+        return torch.stack(clips), labels
+
+    def label_scores(self, samples: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        from mgm.data.moving_shapes import check_clips
+
+        scores = super().label_scores(samples, labels)
+        check = check_clips(samples, labels, tolerance=self.tolerance)
+        scores["checker_agreement"] = float(check.valid.float().mean())
+        scores["checker_classes"] = float(check.classes_ok.float().mean())
+        scores["checker_motion"] = float(check.motion_ok.float().mean())
+        return scores

@@ -21,18 +21,16 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from mgm.data.motion_features import FEATURE_DIM, FPS, check_features, check_joints, recover_joints
 from mgm.data.skeleton import JOINT_INDEX, JOINT_NAMES, KINEMATIC_CHAINS, NUM_JOINTS
 from mgm.io import atomic_write
+from mgm.pipelines.animation import write_gif, write_mp4
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 RENDER_SIZE = 320  # px, width and height of an animation frame
@@ -178,40 +176,6 @@ def _render_frames(joints: np.ndarray, fps: float, title: str | None, trail: boo
         yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def _write_gif(tmp: str, frames: list[np.ndarray], fps: float) -> None:
-    # One palette from the first, middle and last frames (the last has the whole trail) for all frames.
-    sample = np.concatenate([frames[0], frames[len(frames) // 2], frames[-1]], axis=0)
-    palette = Image.fromarray(sample).quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT)
-    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    # GIF stores delays in hundredths of a second: 20 fps is exact, 30 fps plays at 1/0.03 = 33.3 fps.
-    duration = round(1000 / fps)
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-
-
-def _write_mp4(tmp: str, frames: Iterable[np.ndarray], fps: float, size: int, ffmpeg: str) -> None:
-    command = [
-        ffmpeg, "-nostdin", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}", "-framerate", f"{fps:g}", "-i", "-",
-        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sizes
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", tmp,
-    ]  # fmt: skip
-    # ffmpeg's messages go to a file, not a pipe: a full pipe nobody reads would block it mid-clip.
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            for frame in frames:
-                process.stdin.write(frame.tobytes())
-        except BrokenPipeError:
-            pass  # ffmpeg stopped early; its exit status and log say why
-        finally:
-            process.stdin.close()
-            returncode = process.wait()
-        if returncode != 0:
-            log.seek(0)
-            message = log.read().decode(errors="replace").strip()
-            raise RuntimeError(f"ffmpeg failed (exit status {returncode}) writing an MP4: {message}")
-
-
 def render_animation(
     joints: torch.Tensor,
     path: str | os.PathLike,
@@ -248,8 +212,8 @@ def render_animation(
     frames = _render_frames(joints.detach().cpu().double().numpy(), fps, title, trail, size)
     if suffix == ".gif":
         frames = list(frames)  # Pillow needs every frame at once; render before touching the file system
-        return atomic_write(path, lambda tmp: _write_gif(tmp, frames, fps), overwrite=overwrite)
-    return atomic_write(path, lambda tmp: _write_mp4(tmp, frames, fps, size, ffmpeg), overwrite=overwrite)
+        return atomic_write(path, lambda tmp: write_gif(tmp, frames, fps, GIF_COLOURS), overwrite=overwrite)
+    return atomic_write(path, lambda tmp: write_mp4(tmp, frames, fps, size, ffmpeg), overwrite=overwrite)
 
 
 def _save_npy(path: str | os.PathLike, array: np.ndarray, overwrite: bool) -> Path:

@@ -39,6 +39,8 @@ class SavePipeline(L.Callback):
         class_names: names of the class labels, stored in ``pipeline.json``.
         settings: decode defaults, ``{method: ..., <its options>}`` (``mgm.pipelines.DecodeSettings``;
             no method: the pipeline kind's default).
+        tokenizer_options: keywords of the tokenizer class' ``from_pretrained`` (a VideoVQ made from
+            a frame VQ folder takes ``num_frames``).
     """
 
     def __init__(
@@ -49,9 +51,11 @@ class SavePipeline(L.Callback):
         class_names: list[str] | None = None,
         settings: dict | None = None,
         overwrite: bool = False,
+        tokenizer_options: dict | None = None,
     ):
         self.directory, self.pipeline, self.tokenizer = Path(directory), pipeline, tokenizer
         self.class_names, self.settings, self.overwrite = class_names, settings or {}, overwrite
+        self.tokenizer_options = tokenizer_options or {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (self.directory / "pipeline.json").exists() and not self.overwrite:
@@ -64,7 +68,7 @@ class SavePipeline(L.Callback):
 
         module_name, _, class_name = self.pipeline.rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
-        tokenizer = cls.tokenizer_class.from_pretrained(self.tokenizer)
+        tokenizer = cls.tokenizer_class.from_pretrained(self.tokenizer, **self.tokenizer_options)
         transformer = copy.deepcopy(pl_module.model).cpu()
         text_encoder = getattr(pl_module, "text_encoder", None)
         extra = {} if text_encoder is None else {"text_encoder": copy.deepcopy(text_encoder).cpu()}

@@ -49,3 +49,34 @@ class ClassifierTraining(SeededTraining):
             h.warmup_steps,
             int(self.trainer.estimated_stepping_batches),
         )
+
+
+class ClipClassifierTraining(ClassifierTraining):
+    """A ``ClipClassifier`` on ``{"videos", "labels"}``: cross-entropy on the class, and for
+    ``order_weight`` > 0 a binary cross-entropy on the order head, half of each batch's clips
+    having their frames shuffled (``mgm.eval.clip_classifier``)."""
+
+    def __init__(self, classifier: nn.Module, lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 50,
+                 order_weight: float = 1.0):  # fmt: skip
+        super().__init__(classifier, lr, weight_decay, warmup_steps, input_key="videos")
+        self.save_hyperparameters(ignore=["classifier"])
+
+    def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
+        clips, labels = batch["videos"], batch["labels"]
+        b, t = clips.shape[:2]
+        shuffled = torch.arange(b, device=clips.device) % 2 == 1
+        order = torch.stack([torch.randperm(t, device=clips.device) for _ in range(b)])
+        order = torch.where(shuffled[:, None], order, torch.arange(t, device=clips.device))
+        clips = clips[torch.arange(b, device=clips.device)[:, None], order]
+        features = self.classifier.features(clips)
+        logits = self.classifier.head(self.classifier.dropout(features))
+        in_order = self.classifier.order_head(self.classifier.dropout(features))[:, 0]
+        class_loss = F.cross_entropy(logits, labels)
+        order_loss = F.binary_cross_entropy_with_logits(in_order, (~shuffled).float())
+        loss = class_loss + self.hparams.order_weight * order_loss
+        sync = stage != "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=b, sync_dist=sync)
+        self.log(f"{stage}/accuracy", (logits.argmax(-1) == labels).float().mean(), prog_bar=True, batch_size=b,
+                 sync_dist=sync)  # fmt: skip
+        self.log(f"{stage}/order_accuracy", ((in_order > 0) == ~shuffled).float().mean(), batch_size=b, sync_dist=sync)
+        return loss

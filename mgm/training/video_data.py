@@ -68,7 +68,8 @@ class MovingShapesDataModule(SplitDataModule):
 
 
 class PretokenizedVideoDataModule(CodesDataModule):
-    """Codes of a video DataModule's clips under a saved VideoVQ, encoded once into ``cache``."""
+    """Codes of a video DataModule's clips under a saved VideoVQ (or a frame ImageVQ folder: the
+    clips' frame count is used), encoded once into ``cache``."""
 
     def __init__(
         self,
@@ -91,6 +92,6 @@ class PretokenizedVideoDataModule(CodesDataModule):
     def load(self):
         from mgm.tokenizers.video_vq import VideoVQ
 
-        tokenizer = VideoVQ.from_pretrained(self.tokenizer_dir)
+        tokenizer = VideoVQ.from_pretrained(self.tokenizer_dir, num_frames=self.videos.num_frames)
         return pretokenize(tokenizer, self.videos.dataset(), self.cache, source=self.videos.describe(),
                            input_key="videos", batch_size=32)  # fmt: skip
