@@ -91,8 +91,9 @@ def test_eval_video_reads_a_folder_of_gifs_and_scores_real_clips_as_valid(tmp_pa
                  tmp_path / "clips")  # fmt: skip
     torch.manual_seed(0)
     judge = ClipClassifier(num_classes=10, width=8).save_pretrained(tmp_path / "judge")
-    report = evaluate.main(["video", "--samples", str(tmp_path / "clips"), "--judge", str(judge), "--reference-num",
-                            "8", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json")])  # fmt: skip
+    report = evaluate.main(["video", "--samples", str(tmp_path / "clips"), "--judge", str(judge),
+                            "--reference-num", "8", "--cache-dir", str(tmp_path / "cache"),
+                            "--out", str(tmp_path / "r.json")])  # fmt: skip
     assert report["num_samples"] == 6 and report["scores"]["checker_agreement"] == 1.0
 
 
