@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,3 +103,47 @@ def test_eval_video_bad_arguments_fail_before_any_work(video_model, tmp_path, cl
     cli_error(evaluate.main, ["video", "--model", video_model, "--given", "-1", "--out", str(out)], "--given -1")
     cli_error(evaluate.main, ["video", "--samples", str(tmp_path), "--given", "2", "--out", str(out)], "--given 2")
     assert not out.exists()
+
+
+def test_train_video_recipes_fast_dev_run(tiny_vq, tmp_path):
+    """The three video recipes on tiny data: the frame VQ, the windowed transformer writing a
+    VideoPipeline (with given-frame training), and the clip judge."""
+    from mgm.cli import train
+    from mgm.pipelines import VideoPipeline
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "video"
+    common = ["--trainer.fast_dev_run=true", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
+    vq = [
+        "--model.init_args.tokenizer.init_args.vq.init_args.sample_size=16",
+        "--model.init_args.tokenizer.init_args.vq.init_args.block_out_channels=[8, 16]",
+        "--model.init_args.tokenizer.init_args.vq.init_args.down_block_types=[DownEncoderBlock2D, DownEncoderBlock2D]",
+        "--model.init_args.tokenizer.init_args.vq.init_args.up_block_types=[UpDecoderBlock2D, UpDecoderBlock2D]",
+        "--data.init_args.num_clips=8", "--data.init_args.num_frames=4", "--data.init_args.image_size=16",
+        "--data.init_args.batch_size=8", "--trainer.callbacks.init_args.directory=" + str(tmp_path / "vq"),
+    ]  # fmt: skip
+    train.main(["fit", "--config", str(root / "vq_moving_shapes.yaml"), *common, *vq])
+    assert (tmp_path / "vq" / "config.json").is_file()
+
+    tok = str(tiny_vq.save_pretrained(tmp_path / "tiny_vq"))
+    transformer = [
+        "--model.init_args.model.init_args.codebook_sizes=[32]", "--model.init_args.model.init_args.shape=[4, 8, 8]",
+        "--model.init_args.model.init_args.dim=32", "--model.init_args.model.init_args.depth=2",
+        "--model.init_args.model.init_args.num_heads=2", "--model.init_args.model.init_args.windows=[[1, 8, 8], [4, 4, 4]]",
+        "--model.init_args.given_slices=[1, 2]", f"--data.init_args.tokenizer={tok}",
+        f"--data.init_args.cache={tmp_path / 'codes.safetensors'}", "--data.init_args.videos.init_args.num_clips=16",
+        "--data.init_args.videos.init_args.num_frames=4", "--data.init_args.videos.init_args.image_size=16",
+        "--data.init_args.batch_size=4", f"--trainer.callbacks.init_args.directory={tmp_path / 'pipe'}",
+        f"--trainer.callbacks.init_args.tokenizer={tok}", "--trainer.callbacks.init_args.tokenizer_options={num_frames: 4}",
+    ]  # fmt: skip
+    train.main(["fit", "--config", str(root / "transformer_moving_shapes.yaml"), *common, *transformer])
+    pipe = VideoPipeline.from_pretrained(tmp_path / "pipe")
+    assert pipe.num_frames == 4 and pipe.transformer.config["windows"] == [[1, 8, 8], [4, 4, 4]]
+    assert pipe.predict(torch.rand(1, 1, 3, 16, 16), num_steps=2).shape == (1, 4, 3, 16, 16)
+
+    judge = [
+        "--data.init_args.num_clips=8", "--data.init_args.num_frames=4", "--data.init_args.image_size=16",
+        "--data.init_args.batch_size=4", "--model.init_args.classifier.init_args.width=8",
+        "--trainer.callbacks.init_args.directory=" + str(tmp_path / "judge"),
+    ]  # fmt: skip
+    train.main(["fit", "--config", str(root / "classifier_moving_shapes.yaml"), *common, *judge])
+    assert ClipClassifier.from_pretrained(tmp_path / "judge")(torch.rand(2, 4, 3, 16, 16)).shape == (2, 10)
