@@ -128,12 +128,14 @@ def test_train_video_recipes_fast_dev_run(tiny_vq, tmp_path):
     transformer = [
         "--model.init_args.model.init_args.codebook_sizes=[32]", "--model.init_args.model.init_args.shape=[4, 8, 8]",
         "--model.init_args.model.init_args.dim=32", "--model.init_args.model.init_args.depth=2",
-        "--model.init_args.model.init_args.num_heads=2", "--model.init_args.model.init_args.windows=[[1, 8, 8], [4, 4, 4]]",
+        "--model.init_args.model.init_args.num_heads=2",
+        "--model.init_args.model.init_args.windows=[[1, 8, 8], [4, 4, 4]]",
         "--model.init_args.given_slices=[1, 2]", f"--data.init_args.tokenizer={tok}",
         f"--data.init_args.cache={tmp_path / 'codes.safetensors'}", "--data.init_args.videos.init_args.num_clips=16",
         "--data.init_args.videos.init_args.num_frames=4", "--data.init_args.videos.init_args.image_size=16",
         "--data.init_args.batch_size=4", f"--trainer.callbacks.init_args.directory={tmp_path / 'pipe'}",
-        f"--trainer.callbacks.init_args.tokenizer={tok}", "--trainer.callbacks.init_args.tokenizer_options={num_frames: 4}",
+        f"--trainer.callbacks.init_args.tokenizer={tok}",
+        "--trainer.callbacks.init_args.tokenizer_options={num_frames: 4}",
     ]  # fmt: skip
     train.main(["fit", "--config", str(root / "transformer_moving_shapes.yaml"), *common, *transformer])
     pipe = VideoPipeline.from_pretrained(tmp_path / "pipe")
