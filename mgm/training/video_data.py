@@ -14,32 +14,6 @@ from mgm.data.moving_shapes import MovingShapesDataset, MovingShapesFrames
 from mgm.data.pretokenize import pretokenize
 from mgm.parallel import Ranks
 from mgm.training.datamodules import CodesDataModule, SplitDataModule
-from mgm.training.image_data import ImageDataModule
-
-
-class MovingShapesFramesDataModule(ImageDataModule):
-    """The frames of ``num_clips`` MovingShapes clips, as an image DataModule (frame VQ training)."""
-
-    def __init__(
-        self,
-        num_clips: int = 1250,
-        num_frames: int = 16,
-        image_size: int = 32,
-        seed: int = 0,
-        batch_size: int = 64,
-        val_fraction: float = 0.05,
-        num_workers: int = 0,
-    ):
-        super().__init__(batch_size, val_fraction, num_workers, seed)
-        check_int(num_clips, "num_clips")
-        self.num_clips, self.num_frames, self.image_size = num_clips, num_frames, image_size
-
-    def dataset(self) -> Dataset:
-        return MovingShapesFrames(self.num_clips, self.num_frames, self.image_size, self.seed)
-
-    def describe(self) -> str:
-        return (f"moving_shapes_frames(num_clips={self.num_clips}, num_frames={self.num_frames}, "
-                f"image_size={self.image_size}, seed={self.seed})")  # fmt: skip
 
 
 class MovingShapesDataModule(SplitDataModule):
@@ -63,8 +37,32 @@ class MovingShapesDataModule(SplitDataModule):
         return MovingShapesDataset(self.num_clips, self.num_frames, self.image_size, self.seed)
 
     def describe(self) -> str:
+        """A string naming the data exactly (part of the pre-tokenization fingerprint)."""
         return (f"moving_shapes(num_clips={self.num_clips}, num_frames={self.num_frames}, "
                 f"image_size={self.image_size}, seed={self.seed})")  # fmt: skip
+
+
+class MovingShapesFramesDataModule(MovingShapesDataModule):
+    """The frames of ``num_clips`` MovingShapes clips as ``{"images", "labels"}`` items, the batches
+    of an image DataModule (frame VQ training)."""
+
+    def __init__(
+        self,
+        num_clips: int = 1250,
+        num_frames: int = 16,
+        image_size: int = 32,
+        seed: int = 0,
+        batch_size: int = 64,
+        val_fraction: float = 0.05,
+        num_workers: int = 0,
+    ):
+        super().__init__(num_clips, num_frames, image_size, seed, batch_size, val_fraction, num_workers)
+
+    def dataset(self) -> Dataset:
+        return MovingShapesFrames(self.num_clips, self.num_frames, self.image_size, self.seed)
+
+    def describe(self) -> str:
+        return "frames of " + super().describe()
 
 
 class PretokenizedVideoDataModule(CodesDataModule):
