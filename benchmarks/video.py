@@ -78,7 +78,8 @@ class FutureMasked:
         return self.model(codes, cond)
 
 
-def frame_by_frame(pipe: VideoPipeline, context: torch.Tensor, labels, given: int, steps: int | None, seed: int):
+def frame_by_frame(pipe: VideoPipeline, context: torch.Tensor, labels, given: int, steps: int | None, seed: int,
+                   first_index: int = 0):
     """Codes [B, 1, N] decoded one future frame at a time after the ``given`` frames of ``context``'s
     tokens; ``steps`` MaskGIT passes per frame, or None: one token per pass in raster order."""
     spec, t = pipe.spec, pipe.num_frames
@@ -96,7 +97,7 @@ def frame_by_frame(pipe: VideoPipeline, context: torch.Tensor, labels, given: in
         start = codes.clone()
         start[..., frame * per_frame :] = 0  # placeholders: the frame is decoded, later ones are hidden
         model = FutureMasked(pipe.transformer, frame, per_frame)
-        generators = sample_generators(seed + frame, 0, len(codes), pipe.device)
+        generators = sample_generators(seed + frame, first_index, len(codes), pipe.device)
         result = maskgit.decode(model, spec, cond=Condition(labels=labels), generator=generators,
                                 init_codes=start, editable=editable, **options)  # fmt: skip
         rows = slice(frame * per_frame, (frame + 1) * per_frame)
@@ -140,7 +141,7 @@ def main() -> dict:
             result = pipe.generate_codes(num, labels=labels[:num], seed=args.seed, batch_size=BATCH)
         elif isinstance(decode, tuple):
             parts = [frame_by_frame(pipe, truth[i : i + BATCH], labels[i : i + BATCH], args.given, decode[1],
-                                    args.seed) for i in range(0, num, BATCH)]  # fmt: skip
+                                    args.seed, i) for i in range(0, num, BATCH)]  # fmt: skip
             result = DecodeResult.cat(parts)
         else:
             result = pipe.predict_codes(clips[:num, : args.given], labels=labels[:num], seed=args.seed,

@@ -127,3 +127,31 @@ def test_a_model_of_another_grid_does_not_fit(tiny_vq):
     model = MaskedTransformer([32], [3, 8, 8], dim=16, depth=1, num_heads=2)
     with pytest.raises(ValueError, match="spec"):
         VideoPipeline(VideoVQ(tiny_vq, 4), model)
+
+
+def test_gifs_round_trip_frames_pillow_merges(tmp_path):
+    from mgm.data.moving_shapes import make_clips
+    from mgm.pipelines.video_io import read_video, write_videos
+
+    clip = make_clips(1, num_frames=6, seed=0).clips[0]
+    clip[2:5] = clip[1]  # frames 1 to 4 identical: Pillow stores them as one frame with their summed delay
+    [path] = write_videos({"clip.gif": clip}, tmp_path, fps=8)
+    back = read_video(path)
+    assert back.shape == clip.shape
+    assert float((back - clip).abs().max()) <= 1 / 255 + 1e-6  # few colours: the palette holds them all
+
+
+@pytest.mark.parametrize(
+    "clips, match",
+    [
+        ({"a.png": torch.rand(2, 3, 8, 8)}, "ending in one of"),
+        ({"a.gif": torch.rand(3, 8, 8)}, r"expected a clip \[T, 3, H, W\]"),
+        ({"a.gif": torch.full((2, 3, 8, 8), float("nan"))}, "NaN"),
+    ],
+)
+def test_bad_clips_are_named_before_anything_is_written(tmp_path, clips, match):
+    from mgm.pipelines.video_io import write_videos
+
+    with pytest.raises(ValueError, match=match):
+        write_videos({"ok.gif": torch.rand(2, 3, 8, 8), **clips}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
