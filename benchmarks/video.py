@@ -78,8 +78,9 @@ class FutureMasked:
         return self.model(codes, cond)
 
 
-def frame_by_frame(pipe: VideoPipeline, context: torch.Tensor, labels, given: int, steps: int | None, seed: int,
-                   first_index: int = 0):
+def frame_by_frame(
+    pipe: VideoPipeline, context: torch.Tensor, labels, given: int, steps: int | None, seed: int, first_index: int = 0
+):
     """Codes [B, 1, N] decoded one future frame at a time after the ``given`` frames of ``context``'s
     tokens; ``steps`` MaskGIT passes per frame, or None: one token per pass in raster order."""
     spec, t = pipe.spec, pipe.num_frames
@@ -140,8 +141,8 @@ def main() -> dict:
         if decode == "generate":
             result = pipe.generate_codes(num, labels=labels[:num], seed=args.seed, batch_size=BATCH)
         elif isinstance(decode, tuple):
-            parts = [frame_by_frame(pipe, truth[i : i + BATCH], labels[i : i + BATCH], args.given, decode[1],
-                                    args.seed, i) for i in range(0, num, BATCH)]  # fmt: skip
+            parts = [frame_by_frame(pipe, truth[i : min(num, i + BATCH)], labels[i : min(num, i + BATCH)], args.given,
+                                    decode[1], args.seed, i) for i in range(0, num, BATCH)]  # fmt: skip
             result = DecodeResult.cat(parts)
         else:
             result = pipe.predict_codes(clips[:num, : args.given], labels=labels[:num], seed=args.seed,
