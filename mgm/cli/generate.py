@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--model", help="pipeline folder or hub id org/name (default: the shipped MovingShapes one)")
     video.add_argument("--input", nargs="+", help="predict / interpolate: GIF clip(s); the shortest sets the length")
     video.add_argument("--given", type=positive_int, help="predict: the input's first frames given (default: T / 4)")
-    video.add_argument("--num-future", type=positive_int, help="predict: frames to predict (default: the rest of T)")
+    video.add_argument(
+        "--num-future", type=positive_int, help="predict: frames to predict (default: the rest of T; more: windows)"
+    )
     video.add_argument("--keep-start", type=int, default=1, help="interpolate: the input's first frames kept")
     video.add_argument("--keep-end", type=int, default=1, help="interpolate: the input's last frames kept")
     video.add_argument("--fps", type=float, default=8.0, help="frames per second of the written clips")

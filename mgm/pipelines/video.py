@@ -2,21 +2,23 @@
 
 Clips are FloatTensor[B, T, 3, S, S] in [0, 1] (T the model's frame count). ``generate`` samples
 whole clips; ``predict`` continues given first frames (their tokens kept, the following frames
-decoded); ``interpolate`` fills the frames between given first and last frames. The given frames'
-pixels are returned as they were given. Every method takes ``labels=`` and the options of
-``mgm.pipelines.base`` (seed, batch_size, progress, output_type "pt" or "np" [B, T, S, S, 3],
-callback, and the decode options of any masked method).
+decoded; past T frames in overlapping windows of T); ``interpolate`` fills the frames between
+given first and last frames. The given frames' pixels are returned as they were given. Every
+method takes ``labels=`` and the options of ``mgm.pipelines.base`` (seed, batch_size, progress,
+output_type "pt" or "np" [B, T, S, S, 3], callback, and the decode options of any masked method).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from mgm.checks import check_int
 from mgm.decoding import DecodeResult
-from mgm.pipelines.base import MaskedPipeline
+from mgm.pipelines.base import DECODE_CHUNK, MaskedPipeline
+from mgm.seeds import mix_seed
 from mgm.tokenizers.video_vq import VideoVQ
 
 DEFAULT_VIDEO_PIPELINE = Path(__file__).resolve().parents[1] / "pretrained" / "video_moving_shapes"
@@ -57,22 +59,62 @@ class VideoPipeline(MaskedPipeline):
 
     def predict(self, frames: torch.Tensor, num_future: int | None = None, *, labels=None, **options):
         """Continue the first frames ``frames`` [B, F, 3, S, S] (or [F, 3, S, S]) by ``num_future``
-        frames (default T - F; at most T - F) -> [B, F + num_future, 3, S, S]: the given frames,
-        then the predicted ones. The given frames' tokens are kept; all T - F later frames are
-        decoded, and the first ``num_future`` of them returned."""
+        frames (default T - F) -> [B, F + num_future, 3, S, S]: the given frames, then the predicted
+        ones. The given frames' tokens are kept. Within the model's T frames all T - F later frames
+        are decoded at once; a longer rollout goes on in windows of T frames, each keeping the last
+        ``rollout_context(F)`` frames' tokens of the one before and decoding the rest."""
         call, settings = self.split_options(options)
         frames, num_future = self._check_predict(frames, num_future)
-        result = self._edit([frames], [], labels, call, settings)
-        clips = self.decode_tokens(result.codes)[:, : frames.shape[1] + num_future]
+        result = self._predict(frames, num_future, labels, call, settings)
+        clips = self.decode_tokens_of_frames(result.codes)[:, : frames.shape[1] + num_future]
         clips[:, : frames.shape[1]] = frames.to(clips.device)
         return self.convert(clips, call.output_type)
 
     def predict_codes(self, frames: torch.Tensor, num_future: int | None = None, *, labels=None,
                       **options) -> DecodeResult:  # fmt: skip
-        """As ``predict``, but the DecodeResult of the whole T-frame token grid."""
+        """As ``predict``, but the DecodeResult: codes [B, 1, max(T, F + num_future) * h * w] (the
+        whole T-frame grid when the prediction fits in it); passes summed over the windows."""
         call, settings = self.split_options(options)
-        frames, _ = self._check_predict(frames, num_future)
-        return self._edit([frames], [], labels, call, settings)
+        frames, num_future = self._check_predict(frames, num_future)
+        return self._predict(frames, num_future, labels, call, settings)
+
+    def rollout_context(self, given: int) -> int:
+        """Frames kept from one window to the next in a rollout past T frames: the given count, at
+        least half the window (so motion stays readable), at most T - 1."""
+        return min(max(given, self.num_frames // 2), self.num_frames - 1)
+
+    def _predict(self, frames, num_future, labels, call, settings) -> DecodeResult:
+        first = self._edit([frames], [], labels, call, settings)
+        per_frame, t = self.spec.num_positions // self.num_frames, self.num_frames
+        total, context = frames.shape[1] + num_future, self.rollout_context(frames.shape[1])
+        codes, results = first.codes, [first]
+        while codes.shape[-1] < total * per_frame:
+            # The next window: the last `context` frames' tokens kept, the frames after them decoded,
+            # each window with its own seeds (derived from the call's seed and the window's index).
+            num = codes.shape[0]
+            init = torch.cat([codes[..., -context * per_frame :], self.spec.full_mask(num, codes.device)
+                              [..., context * per_frame :]], dim=-1)  # fmt: skip
+            editable = torch.zeros(t, dtype=torch.bool)
+            editable[context:] = True
+            editable = editable.repeat_interleave(per_frame)[None].expand(num, 1, -1).to(codes.device)
+            seed = None if call.seed is None else mix_seed(call.seed, len(results))
+            labels_now = self._labels_of(num, labels, call)
+            window = self.decode_codes(num, replace(call, seed=seed), settings, labels=labels_now, init_codes=init,
+                                       editable=editable)  # fmt: skip
+            codes = torch.cat([codes, window.codes[..., context * per_frame :]], dim=-1)
+            results.append(window)
+        if len(results) == 1:
+            return first
+        passes = sum(r.passes_per_sample() for r in results)
+        return DecodeResult(codes=codes[..., : total * per_frame], nfe=sum(r.nfe for r in results),
+                            compute=sum(r.compute for r in results), nfe_per_sample=passes)  # fmt: skip
+
+    def decode_tokens_of_frames(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, 1, F * h * w] of any number F of frames -> clips [B, F, 3, S, S]."""
+        b, per_frame = codes.shape[0], self.spec.num_positions // self.num_frames
+        frames = self.tokenizer.frames
+        images = torch.cat([frames.decode(chunk) for chunk in codes.reshape(-1, 1, per_frame).split(DECODE_CHUNK)])
+        return images.view(b, -1, *images.shape[1:])
 
     def interpolate(self, start: torch.Tensor, end: torch.Tensor, *, labels=None, **options):
         """Fill the frames between ``start`` [B, Fa, 3, S, S] (the first Fa frames; [B, 3, S, S] or
@@ -118,8 +160,11 @@ class VideoPipeline(MaskedPipeline):
         editable = torch.zeros(self.num_frames, dtype=torch.bool)
         editable[t_lead : self.num_frames - t_trail] = True
         editable = editable.repeat_interleave(per_frame)[None].expand(num, 1, -1).to(self.device)
-        labels = self.resolve_labels(num, labels, call.first_index)
-        return self.decode_codes(num, call, settings, labels=labels, init_codes=init, editable=editable)
+        return self.decode_codes(num, call, settings, labels=self._labels_of(num, labels, call), init_codes=init,
+                                 editable=editable)  # fmt: skip
+
+    def _labels_of(self, num, labels, call):
+        return self.resolve_labels(num, labels, call.first_index)
 
     # -- checks and outputs ---------------------------------------------------------------------
 
@@ -144,10 +189,6 @@ class VideoPipeline(MaskedPipeline):
         if num_future is None:
             num_future = t - given
         check_int(num_future, "num_future")
-        if given + num_future > t:
-            raise ValueError(
-                f"num_future={num_future}: with {given} given frames at most {t - given} fit the model's {t} frames"
-            )
         return frames, num_future
 
     def _check_ends(self, start, end):

@@ -54,6 +54,22 @@ def test_predict_returns_the_given_frames_then_the_predicted_ones(tiny_video_pip
     assert one.shape == (1, 4, 3, 16, 16)
 
 
+def test_predicting_past_the_model_s_frames_rolls_out_in_windows(tiny_video_pipeline, clips):
+    pipe = tiny_video_pipeline  # T = 4 frames of 64 tokens; rollout windows keep rollout_context(2) = 2 frames
+    assert pipe.rollout_context(1) == 2 and pipe.rollout_context(3) == 3
+    long = pipe.predict_codes(clips[:, :2], 6, labels=[0, 1], seed=7)
+    assert long.codes.shape == (2, 1, 8 * 64) and not bool(pipe.spec.is_masked(long.codes).any())
+    assert torch.equal(long.codes[:, 0, :128], given_tokens(pipe, clips[:, :2]))
+    first = pipe.predict_codes(clips[:, :2], labels=[0, 1], seed=7)
+    assert torch.equal(long.codes[..., :256], first.codes)  # the first window is the plain prediction
+    assert long.nfe == 3 * first.nfe  # three windows: frames 2-3, 4-5, 6-7
+    out = pipe.predict(clips[:, :2], 6, labels=[0, 1], seed=7)
+    assert out.shape == (2, 8, 3, 16, 16) and torch.equal(out[:, :2], clips[:, :2])
+    assert torch.equal(pipe.predict_codes(clips[:, :2], 5, labels=[0, 1], seed=7).codes, long.codes[..., : 7 * 64])
+    # pixels in [0, 1]; decoding 7 or 8 frames in one batch may round differently in the convolutions
+    torch.testing.assert_close(pipe.predict(clips[:, :2], 5, labels=[0, 1], seed=7), out[:, :7], atol=1e-5, rtol=0)
+
+
 def test_the_future_depends_on_the_given_frames(tiny_video_pipeline, clips):
     pipe = tiny_video_pipeline
     a = pipe.predict_codes(clips[:1, :2], labels=[0], seed=4, temperature=1e-3).codes
@@ -84,7 +100,6 @@ def test_edit_codes_keeps_what_is_not_editable(tiny_video_pipeline, clips):
     "call, match",
     [
         (lambda p, c: p.predict(c[:, :4]), "nothing to predict"),
-        (lambda p, c: p.predict(c[:, :2], 3), "num_future=3"),
         (lambda p, c: p.predict(c[:, :2], 0), "num_future=0"),
         (lambda p, c: p.predict(c[:, :2, :, :8]), "frames: expected frames"),
         (lambda p, c: p.predict(c[:, :2] * 3), "frames: values span"),
