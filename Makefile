@@ -51,10 +51,13 @@ pretrained-flex-ar: $(STAMP)
 	cp -r outputs/image/flex_ar/pipeline mgm/pretrained/flex_ar_image_shapes
 
 # The MovingShapes video pipeline (frame VQ, then the MaskViT-style transformer) and its clip judge
-# (CPU, 2 threads: about 15 + 40 + 5 min).
+# (CPU, 2 threads: about 12 + 3 + 28 + 55 + 10 min).
 pretrained-video: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) train.py fit --config configs/video/vq_moving_shapes.yaml
 	OMP_NUM_THREADS=2 $(PY) train.py fit --config configs/video/transformer_moving_shapes.yaml
+	# 2400 more steps from the 1200-step checkpoint (the learning-rate schedule restarts for 3600)
+	OMP_NUM_THREADS=2 $(PY) train.py fit --config configs/video/transformer_moving_shapes.yaml --trainer.max_steps 3600 \
+		--ckpt_path "$$(ls -t outputs/video/transformer/lightning_logs/*/checkpoints/*step=1200.ckpt | head -1)"
 	OMP_NUM_THREADS=2 $(PY) train.py fit --config configs/video/classifier_moving_shapes.yaml
 	rm -rf mgm/pretrained/video_moving_shapes mgm/pretrained/moving_shapes_classifier
 	cp -r outputs/video/pipeline mgm/pretrained/video_moving_shapes
