@@ -20,7 +20,10 @@ divided by their number), and quality: the judge's class accuracy and Frechet di
 features to real clips (the FVD analogue), the exact checker's agreement (valid MovingShapes clip
 of the right class), and against the real clip's own future (determined by its first frames:
 constant velocities and bounces) the share of future tokens equal to the real clip's tokens and the
-pixels' mean squared error. A last row samples whole clips (``generate``) for reference.
+pixels' mean squared error. A last row samples whole clips (``generate``) for reference, and three
+rows without decoding bound the figures: the real clips themselves, their VQ reconstructions (the
+best the tokens allow) and the last given frame's tokens copied into every future frame (the
+baseline a predictor must beat).
 """
 
 from __future__ import annotations
@@ -135,10 +138,18 @@ def main() -> dict:
               "settings": pipe.settings.resolved(), "rows": {}}  # fmt: skip
     rows = [r for r in ROWS if r[0] == BASELINE or not args.match or any(t in r[0] for t in args.match)]
     rows.append(("generate: maskgit 12 (defaults), no frames given", "generate"))
+    rows += [("real clips, no decoding", "real"), ("VQ reconstructions of the real clips", "tokens"),
+             ("the last given frame's tokens copied forward", "copy")]  # fmt: skip
     for name, decode in rows:
         num = args.ar_num if isinstance(decode, tuple) and decode[1] is None else args.num
         start = time.perf_counter()
-        if decode == "generate":
+        if decode in ("real", "tokens"):
+            result = DecodeResult(codes=truth, nfe=0)
+        elif decode == "copy":
+            last = truth[..., (args.given - 1) * per_frame : args.given * per_frame]
+            copied = torch.cat([truth[..., : args.given * per_frame]] + [last] * (pipe.num_frames - args.given), -1)
+            result = DecodeResult(codes=copied, nfe=0)
+        elif decode == "generate":
             result = pipe.generate_codes(num, labels=labels[:num], seed=args.seed, batch_size=BATCH)
         elif isinstance(decode, tuple):
             parts = [frame_by_frame(pipe, truth[i : min(num, i + BATCH)], labels[i : min(num, i + BATCH)], args.given,
@@ -147,22 +158,22 @@ def main() -> dict:
         else:
             result = pipe.predict_codes(clips[:num, : args.given], labels=labels[:num], seed=args.seed,
                                         batch_size=BATCH, **decode)  # fmt: skip
-        ms = 1000 * (time.perf_counter() - start) / num
-        decoded = pipe.tokenizer.decode(result.codes)
+        ms = None if decode in ("real", "tokens", "copy") else 1000 * (time.perf_counter() - start) / num
+        decoded = clips if decode == "real" else pipe.tokenizer.decode(result.codes)
         scores = evaluation.score(decoded, labels[:num], reference)
         row = {"settings": "generate" if decode == "generate" else str(decode), "clips": num,
                "passes_per_clip": float(result.passes_per_sample().double().mean()),
                "ms_per_clip": ms, "judge_accuracy": scores["judge_accuracy"],
                "checker_agreement": scores["checker_agreement"], "checker_motion": scores["checker_motion"],
                "frechet_distance": scores["frechet_judge"]}  # fmt: skip
-        if decode != "generate":
+        if decode not in ("generate", "real"):
             row["future_token_accuracy"] = float((result.codes[..., future] == truth[:num, ..., future]).float().mean())
             row["future_mse"] = float((decoded[:, args.given :] - clips[:num, args.given :]).pow(2).mean())
         report["rows"][name] = row
         print(name, json.dumps({k: v for k, v in row.items() if k != "settings"}), flush=True)
     base = report["rows"][BASELINE]
     for row in report["rows"].values():
-        row["speed_vs_maskgit_12"] = base["ms_per_clip"] / row["ms_per_clip"]
+        row["speed_vs_maskgit_12"] = base["ms_per_clip"] / row["ms_per_clip"] if row["ms_per_clip"] else None
     write_report(report, args.out, args.markdown, markdown_table(report))
     return report
 
@@ -180,8 +191,9 @@ def markdown_table(report: dict) -> str:
     for name, r in report["rows"].items():
         token = f"{r['future_token_accuracy']:.3f}" if "future_token_accuracy" in r else "-"
         mse = f"{r['future_mse']:.4f}" if "future_mse" in r else "-"
+        ms, speed = (f"{r['ms_per_clip']:.0f}", f"{r['speed_vs_maskgit_12']:.2f}x") if r["ms_per_clip"] else ("-", "-")
         lines.append(
-            f"| {name} | {r['passes_per_clip']:.1f} | {r['ms_per_clip']:.0f} | {r['speed_vs_maskgit_12']:.2f}x "
+            f"| {name} | {r['passes_per_clip']:.1f} | {ms} | {speed} "
             f"| {token} | {mse} | {r['checker_agreement']:.3f} | {r['judge_accuracy']:.3f} "
             f"| {r['frechet_distance']:.2f} |"
         )
