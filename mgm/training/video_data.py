@@ -44,7 +44,8 @@ class MovingShapesDataModule(SplitDataModule):
 
 class MovingShapesFramesDataModule(MovingShapesDataModule):
     """The frames of ``num_clips`` MovingShapes clips as ``{"images", "labels"}`` items, the batches
-    of an image DataModule (frame VQ training)."""
+    of an image DataModule (frame VQ training). ``tiles=n``: each frame's n x n tiles as the items
+    instead (training the tile VQ of a ``VideoVQ(tiles=n)``)."""
 
     def __init__(
         self,
@@ -55,19 +56,32 @@ class MovingShapesFramesDataModule(MovingShapesDataModule):
         batch_size: int = 64,
         val_fraction: float = 0.05,
         num_workers: int = 0,
+        tiles: int = 1,
     ):
         super().__init__(num_clips, num_frames, image_size, seed, batch_size, val_fraction, num_workers)
+        check_int(tiles, "tiles")
+        if image_size % tiles:
+            raise ValueError(f"tiles={tiles}: frames of {image_size} pixels do not split into {tiles} x {tiles} tiles")
+        self.tiles = tiles
 
     def dataset(self) -> Dataset:
-        return MovingShapesFrames(self.num_clips, self.num_frames, self.image_size, self.seed)
+        frames = MovingShapesFrames(self.num_clips, self.num_frames, self.image_size, self.seed)
+        if self.tiles > 1:
+            from mgm.tokenizers.video_vq import cut_tiles
+
+            frames.images = cut_tiles(frames.images, self.tiles)
+            frames.labels = frames.labels.repeat_interleave(self.tiles**2)
+        return frames
 
     def describe(self) -> str:
-        return "frames of " + super().describe()
+        tiles = f"{self.tiles}x{self.tiles} tiles of " if self.tiles > 1 else ""
+        return tiles + "frames of " + super().describe()
 
 
 class PretokenizedVideoDataModule(CodesDataModule):
     """Codes of a video DataModule's clips under a saved VideoVQ (or a frame ImageVQ folder: the
-    clips' frame count is used), encoded once into ``cache``."""
+    clips' frame count is used; ``tiles``: a tile VQ's n, overriding a saved one), encoded once into
+    ``cache``."""
 
     def __init__(
         self,
@@ -78,9 +92,10 @@ class PretokenizedVideoDataModule(CodesDataModule):
         val_fraction: float = 0.05,
         num_workers: int = 0,
         seed: int = 0,
+        tiles: int | None = None,
     ):
         super().__init__(batch_size, val_fraction, num_workers, seed)
-        self.videos, self.tokenizer_dir, self.cache = videos, tokenizer, cache
+        self.videos, self.tokenizer_dir, self.cache, self.tiles = videos, tokenizer, cache, tiles
 
     def prepare_data(self) -> None:
         """Encode into ``cache`` once (as ``PretokenizedImageDataModule``)."""
@@ -90,6 +105,7 @@ class PretokenizedVideoDataModule(CodesDataModule):
     def load(self):
         from mgm.tokenizers.video_vq import VideoVQ
 
-        tokenizer = VideoVQ.from_pretrained(self.tokenizer_dir, num_frames=self.videos.num_frames)
-        return pretokenize(tokenizer, self.videos.dataset(), self.cache, source=self.videos.describe(),
+        tokenizer = VideoVQ.from_pretrained(self.tokenizer_dir, num_frames=self.videos.num_frames, tiles=self.tiles)
+        tiled = f", coded in {tokenizer.tiles}x{tokenizer.tiles} tiles" if tokenizer.tiles > 1 else ""
+        return pretokenize(tokenizer, self.videos.dataset(), self.cache, source=self.videos.describe() + tiled,
                            input_key="videos", batch_size=32)  # fmt: skip

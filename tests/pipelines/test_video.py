@@ -7,7 +7,7 @@ import torch
 from mgm.decoding.registry import MASKED, METHODS, method_names
 from mgm.models import MaskedTransformer
 from mgm.pipelines import VideoPipeline
-from mgm.tokenizers.video_vq import VideoVQ
+from mgm.tokenizers.video_vq import VideoVQ, cut_tiles, join_tiles
 
 
 @pytest.fixture
@@ -136,6 +136,36 @@ def test_video_vq_codes_frames_on_a_time_grid_and_round_trips(tiny_vq, tmp_path)
         VideoVQ.from_pretrained(tmp_path / "frames")
     with pytest.raises(ValueError, match=r"videos: shape \(2, 2, 3, 16, 16\)"):
         tok.encode(videos[:, :2])
+
+
+def test_cut_tiles_and_join_tiles_are_inverse_and_raster_ordered():
+    images = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    tiles = cut_tiles(images, 3)
+    assert tiles.shape == (18, 3, 4, 4)
+    assert torch.equal(tiles[5], images[0, :, 4:8, 8:12]) and torch.equal(tiles[9], images[1, :, :4, :4])
+    assert torch.equal(join_tiles(tiles, 3), images)
+    with pytest.raises(ValueError, match="tiles=5"):
+        cut_tiles(images, 5)
+
+
+def test_a_tiled_video_vq_codes_each_tile_alone(tiny_vq, tmp_path):
+    tok = VideoVQ(tiny_vq, num_frames=2, tiles=2)  # frames of 32x32: 2x2 tiles of the 16x16 VQ
+    assert tok.image_size == 32 and tok.spec.shape == (2, 16, 16)
+    videos = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    codes = tok.encode(videos).view(2, 2, 16, 16)
+    # the top-right tile of clip 1's frame 0 holds the tile VQ's codes of that tile, in its grid cells
+    assert torch.equal(codes[1, 0, :8, 8:].flatten(), tiny_vq.encode(videos[1, 0:1, :, :16, 16:])[0, 0])
+    changed = videos.clone()
+    changed[:, :, :, 16:, :16] = torch.rand(2, 2, 3, 16, 16)  # another bottom-left tile
+    other = tok.encode(changed).view(2, 2, 16, 16)
+    assert torch.equal(other[..., :8, :], codes[..., :8, :]) and torch.equal(other[..., 8:, 8:], codes[..., 8:, 8:])
+    assert tok.decode(codes.view(2, 1, -1)).shape == videos.shape
+    loaded = VideoVQ.from_pretrained(tok.save_pretrained(tmp_path / "tok"))
+    assert loaded.tiles == 2 and torch.equal(loaded.encode(videos), codes.view(2, 1, -1))
+    tiny_vq.save_pretrained(tmp_path / "frames")
+    assert VideoVQ.from_pretrained(tmp_path / "frames", num_frames=2, tiles=2).spec.shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="tiles"):
+        VideoVQ(tiny_vq, 2, tiles=0)
 
 
 def test_a_model_of_another_grid_does_not_fit(tiny_vq):
