@@ -14,6 +14,7 @@ import torch
 from diffusers import VQModel
 from torch import nn
 
+from mgm.checks import check_int
 from mgm.hub import HubMixin
 from mgm.io import (
     atomic_folder,
@@ -24,31 +25,68 @@ from mgm.io import (
     expected_state,
     load_json,
     load_tensors,
+    save_json,
 )
 from mgm.tokens import TokenSpec
 
 VQ_WEIGHTS = "diffusion_pytorch_model.safetensors"  # diffusers' weights file name
+IMAGE_CONFIG = "image_vq.json"  # mgm's own settings beside diffusers' config.json
+
+
+def cut_tiles(images: torch.Tensor, tiles: int) -> torch.Tensor:
+    """images [F, C, S, S] -> [F * n * n, C, S / n, S / n]: each image's n x n tiles in raster order."""
+    if tiles == 1:
+        return images
+    f, c, size = images.shape[0], images.shape[1], images.shape[-1]
+    if size % tiles:
+        raise ValueError(f"tiles={tiles}: images of {size} pixels do not split into {tiles} x {tiles} equal tiles")
+    s = size // tiles
+    grid = images.reshape(f, c, tiles, s, tiles, s).permute(0, 2, 4, 1, 3, 5)  # (F, n, n, C, s, s)
+    return grid.reshape(-1, c, s, s)
+
+
+def join_tiles(tiles: torch.Tensor, n: int) -> torch.Tensor:
+    """The inverse of ``cut_tiles``: [F * n * n, C, s, s] -> images [F, C, n * s, n * s]."""
+    if n == 1:
+        return tiles
+    c, s = tiles.shape[1], tiles.shape[-1]
+    grid = tiles.reshape(-1, n, n, c, s, s).permute(0, 3, 1, 4, 2, 5)  # (F, C, n, s, n, s)
+    return grid.reshape(-1, c, n * s, n * s)
 
 
 class ImageVQ(HubMixin, nn.Module):
-    """Wraps a diffusers ``VQModel``; ``image_size`` is its ``sample_size`` unless given."""
+    """Wraps a diffusers ``VQModel``; ``image_size`` is its ``sample_size`` unless given.
 
-    def __init__(self, vq: VQModel, image_size: int | None = None):
+    ``encoder_tiles=n`` (default 1) runs the encoder on each of the image's n x n tiles alone and
+    lays their latents back on the whole grid, while the decoder sees the whole grid: a code then
+    depends only on its own tile's pixels (with n = image_size / downsample, on its own patch), so
+    an unchanged patch keeps its code wherever the rest of the image changes, and the decoder can
+    still use the neighbours' codes to draw edges across tiles. It is saved in ``image_vq.json``.
+    """
+
+    def __init__(self, vq: VQModel, image_size: int | None = None, encoder_tiles: int = 1):
         super().__init__()
         self.vq = vq
         self.image_size = int(image_size or vq.config.sample_size)
         self.downsample = 2 ** (len(vq.config.block_out_channels) - 1)
         if self.image_size % self.downsample:
             raise ValueError(f"image_size={self.image_size} is not a multiple of the downsample {self.downsample}")
+        check_int(encoder_tiles, "encoder_tiles", 1)
+        if (self.image_size // self.downsample) % encoder_tiles:
+            raise ValueError(
+                f"encoder_tiles={encoder_tiles}: the {self.image_size // self.downsample}-token side of this VQ "
+                "does not split into that many equal tiles"
+            )
+        self.encoder_tiles = encoder_tiles
         side = self.image_size // self.downsample
         self.spec = TokenSpec((vq.config.num_vq_embeddings,), (side, side))
 
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, image_size: int = 32, **vq_config) -> ImageVQ:
+    def from_config(cls, image_size: int = 32, encoder_tiles: int = 1, **vq_config) -> ImageVQ:
         """A randomly initialised VQModel; ``vq_config`` are VQModel's own arguments."""
-        return cls(VQModel(sample_size=image_size, **vq_config), image_size)
+        return cls(VQModel(sample_size=image_size, **vq_config), image_size, encoder_tiles)
 
     @classmethod
     def small(
@@ -58,6 +96,7 @@ class ImageVQ(HubMixin, nn.Module):
         channels: tuple[int, ...] = (32, 64, 64),
         latent_channels: int = 16,
         norm_num_groups: int = 4,
+        encoder_tiles: int = 1,
     ) -> ImageVQ:
         """A small VQ-GAN (downsample 2 ** (len(channels) - 1)) for embedded data and tests.
 
@@ -73,16 +112,24 @@ class ImageVQ(HubMixin, nn.Module):
             latent_channels=latent_channels,
             num_vq_embeddings=num_codes,
             norm_num_groups=norm_num_groups,
+            encoder_tiles=encoder_tiles,
         )
 
     @classmethod
     def from_pretrained(
-        cls, path_or_id: str | os.PathLike, subfolder: str | None = None, image_size: int | None = None, **kwargs
+        cls,
+        path_or_id: str | os.PathLike,
+        subfolder: str | None = None,
+        image_size: int | None = None,
+        encoder_tiles: int | None = None,
+        **kwargs,
     ) -> ImageVQ:
         """Load any diffusers VQModel folder or hub id (e.g. aMUSEd's ``vqvae`` subfolder).
 
         A local folder's ``config.json`` is checked against VQModel's constructor and its weights
         against the model that config builds (``mgm.io.check_config`` / ``check_weights``) first.
+        ``encoder_tiles`` defaults to a local folder's ``image_vq.json`` (a plain diffusers folder or
+        a hub id: 1 unless given).
         """
         if not isinstance(path_or_id, (str, os.PathLike)):
             raise ValueError(f"path_or_id={path_or_id!r}: expected a VQModel folder or a hub id")
@@ -95,6 +142,8 @@ class ImageVQ(HubMixin, nn.Module):
             weights = folder / VQ_WEIGHTS
             model_config = {k: v for k, v in config.items() if not k.startswith("_")}
             check_weights(load_tensors(weights), expected_state(VQModel, model_config, folder / "config.json"), weights)
+            if encoder_tiles is None and (folder / IMAGE_CONFIG).is_file():
+                encoder_tiles = load_json(folder / IMAGE_CONFIG).get("encoder_tiles", 1)
         try:
             # low_cpu_mem_usage=False: the plain load path (without it diffusers asks for `accelerate`).
             kwargs.setdefault("low_cpu_mem_usage", False)
@@ -103,14 +152,21 @@ class ImageVQ(HubMixin, nn.Module):
             if local:  # the folder is there, so its contents are at fault
                 raise ValueError(f"{path_or_id}: not a loadable VQModel folder ({e})") from e
             raise FileNotFoundError(f"{path_or_id}: could not load a VQModel from the hub ({e})") from e
-        return cls(vq.eval(), image_size)
+        return cls(vq.eval(), image_size, 1 if encoder_tiles is None else encoder_tiles)
 
     def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         directory = Path(directory)
         # diffusers writes in place; here it writes into a sibling folder that is swapped in whole.
         with atomic_folder(directory, overwrite) as built:
-            self.vq.save_pretrained(str(built), safe_serialization=True)
+            self.write_files(built)
         return directory
+
+    def write_files(self, folder: Path) -> None:
+        """Write the diffusers folder (and ``image_vq.json`` when it holds more than diffusers
+        knows) into ``folder``, which exists; a plain VQ stays a plain diffusers folder."""
+        self.vq.save_pretrained(str(folder), safe_serialization=True)
+        if self.encoder_tiles > 1:
+            save_json({"encoder_tiles": self.encoder_tiles}, folder / IMAGE_CONFIG)
 
     # -- the tokenizer contract -----------------------------------------------------------------
 
@@ -134,7 +190,8 @@ class ImageVQ(HubMixin, nn.Module):
 
     def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, 3, H, W] in [0, 1] -> pre-quantisation latents [B, C, h, w]."""
-        return self.vq.encode(images * 2 - 1).latents
+        n = self.encoder_tiles
+        return join_tiles(self.vq.encode(cut_tiles(images * 2 - 1, n)).latents, n)
 
     def nearest_codes(self, latents: torch.Tensor) -> torch.Tensor:
         """latents [B, C, h, w] -> indices of the nearest codebook vectors, LongTensor[B, h * w]."""

@@ -22,31 +22,10 @@ from torch import nn
 from mgm.checks import check_int
 from mgm.hub import HubMixin, resolve_folder
 from mgm.io import atomic_folder, load_json, save_json
-from mgm.tokenizers.image_vq import ImageVQ
+from mgm.tokenizers.image_vq import ImageVQ, cut_tiles, join_tiles
 from mgm.tokens import TokenSpec
 
 VIDEO_CONFIG = "video.json"
-
-
-def cut_tiles(images: torch.Tensor, tiles: int) -> torch.Tensor:
-    """images [F, C, S, S] -> [F * n * n, C, S / n, S / n]: each image's n x n tiles in raster order."""
-    if tiles == 1:
-        return images
-    f, c, size = images.shape[0], images.shape[1], images.shape[-1]
-    if size % tiles:
-        raise ValueError(f"tiles={tiles}: images of {size} pixels do not split into {tiles} x {tiles} equal tiles")
-    s = size // tiles
-    grid = images.reshape(f, c, tiles, s, tiles, s).permute(0, 2, 4, 1, 3, 5)  # (F, n, n, C, s, s)
-    return grid.reshape(-1, c, s, s)
-
-
-def join_tiles(tiles: torch.Tensor, n: int) -> torch.Tensor:
-    """The inverse of ``cut_tiles``: [F * n * n, C, s, s] -> images [F, C, n * s, n * s]."""
-    if n == 1:
-        return tiles
-    c, s = tiles.shape[1], tiles.shape[-1]
-    grid = tiles.reshape(-1, n, n, c, s, s).permute(0, 3, 1, 4, 2, 5)  # (F, C, n, s, n, s)
-    return grid.reshape(-1, c, n * s, n * s)
 
 
 class VideoVQ(HubMixin, nn.Module):
@@ -83,7 +62,7 @@ class VideoVQ(HubMixin, nn.Module):
     def save_pretrained(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         directory = Path(directory)
         with atomic_folder(directory, overwrite) as built:
-            self.frames.vq.save_pretrained(str(built), safe_serialization=True)
+            self.frames.write_files(built)
             save_json({"num_frames": self.num_frames, "tiles": self.tiles}, built / VIDEO_CONFIG)
         return directory
 

@@ -80,3 +80,46 @@ def test_corrupt_weights_are_named(tiny_vq, tmp_path):
     (tmp_path / "vq" / "manifest.json").unlink()  # a plain diffusers folder: the weights file named
     with pytest.raises(ValueError, match=r"diffusion_pytorch_model\.safetensors: not a readable safetensors file"):
         ImageVQ.from_pretrained(tmp_path / "vq")
+
+
+@pytest.mark.parametrize("tiles", [2, 8])
+def test_encoder_tiles_make_each_code_depend_on_its_tile_only(tiles):
+    torch.manual_seed(0)
+    vq = ImageVQ.small(image_size=16, num_codes=32, channels=(16, 32), latent_channels=4, encoder_tiles=tiles).eval()
+    images = torch.rand(3, 3, 16, 16)
+    changed = images.clone()
+    side = 16 // tiles  # pixels per tile
+    changed[:, :, side : 2 * side, :side] = torch.rand(3, 3, side, side)  # the tile at row 1, column 0
+    with torch.no_grad():
+        before, after = vq.encode_latents(images), vq.encode_latents(changed)
+    per_tile = 8 // tiles  # latent cells per tile side
+    differs = (before - after).abs().amax(1) > 1e-4 * before.abs().amax()  # [B, 8, 8]
+    inside = torch.zeros(8, 8, dtype=torch.bool)
+    inside[per_tile : 2 * per_tile, :per_tile] = True
+    assert differs[:, inside].all()  # the changed tile's latents move (a random image is no fixed point)
+    assert not differs[:, ~inside].any()  # and no other tile's do
+    # The whole-image VQ has no such locality: the same change moves latents outside the tile.
+    whole = ImageVQ.small(image_size=16, num_codes=32, channels=(16, 32), latent_channels=4).eval()
+    with torch.no_grad():
+        spread = (whole.encode_latents(images) - whole.encode_latents(changed)).abs().amax(1)
+    assert (spread[:, ~inside] > 1e-4 * spread.amax()).any()
+
+
+def test_encoder_tiles_are_saved_and_loaded(tmp_path):
+    vq = ImageVQ.small(image_size=16, num_codes=32, channels=(16, 32), latent_channels=4, encoder_tiles=4).eval()
+    vq.save_pretrained(tmp_path / "vq")
+    loaded = ImageVQ.from_pretrained(tmp_path / "vq")
+    assert loaded.encoder_tiles == 4
+    images = torch.rand(2, 3, 16, 16)
+    assert torch.equal(loaded.encode(images), vq.encode(images))
+    assert torch.equal(loaded.decode(vq.encode(images)), vq.decode(vq.encode(images)))
+    assert ImageVQ.from_pretrained(tmp_path / "vq", encoder_tiles=1).encoder_tiles == 1  # an argument overrides
+    plain = ImageVQ.small(image_size=16, num_codes=32, channels=(16, 32), latent_channels=4)
+    plain.save_pretrained(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "image_vq.json").exists()  # a plain VQ stays a plain diffusers folder
+
+
+@pytest.mark.parametrize("tiles, match", [(3, "encoder_tiles=3: the 8-token side"), (0, "encoder_tiles")])
+def test_encoder_tiles_that_do_not_split_the_grid_are_named(tiles, match):
+    with pytest.raises(ValueError, match=match):
+        ImageVQ.small(image_size=16, num_codes=32, channels=(16, 32), latent_channels=4, encoder_tiles=tiles)

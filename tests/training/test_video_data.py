@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mgm.tokenizers.video_vq import join_tiles
+from mgm.tokenizers.image_vq import join_tiles
 from mgm.training.video_data import MovingShapesFramesDataModule
 
 
