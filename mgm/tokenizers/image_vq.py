@@ -71,14 +71,13 @@ class ImageVQ(HubMixin, nn.Module):
         self.downsample = 2 ** (len(vq.config.block_out_channels) - 1)
         if self.image_size % self.downsample:
             raise ValueError(f"image_size={self.image_size} is not a multiple of the downsample {self.downsample}")
+        side = self.image_size // self.downsample
         check_int(encoder_tiles, "encoder_tiles", 1)
-        if (self.image_size // self.downsample) % encoder_tiles:
+        if side % encoder_tiles:
             raise ValueError(
-                f"encoder_tiles={encoder_tiles}: the {self.image_size // self.downsample}-token side of this VQ "
-                "does not split into that many equal tiles"
+                f"encoder_tiles={encoder_tiles}: the {side}-token side of this VQ does not split into that many equal tiles"
             )
         self.encoder_tiles = encoder_tiles
-        side = self.image_size // self.downsample
         self.spec = TokenSpec((vq.config.num_vq_embeddings,), (side, side))
 
     # -- construction ---------------------------------------------------------------------------
